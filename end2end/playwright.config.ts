@@ -1,0 +1,66 @@
+import { defineConfig } from '@playwright/test';
+
+// The suite drives the release binary, started on its own from the bundle that
+// scripts/test.sh makes (the binary with site/ next to it), and the bundled provider.
+// Ports differ from `scripts/dev.sh`'s so a running dev server does not get in the way.
+export const APP = 'http://127.0.0.1:3300';
+export const PROVIDER = 'http://127.0.0.1:4300';
+const bundle = process.env.E2E_APP_DIR ?? '../target/e2e';
+
+export default defineConfig({
+  testDir: './tests',
+  // One worker: two cores, and the app and provider need one too.
+  workers: 1,
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  forbidOnly: !!process.env.CI,
+  reporter: [['list']],
+  use: {
+    baseURL: APP,
+    trace: 'retain-on-failure',
+    launchOptions: {
+      // Playwright cannot download browsers here; Debian's Chromium is used instead.
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
+    },
+  },
+  webServer: [
+    {
+      command: 'node ../scripts/provider/provider.mjs',
+      url: `${PROVIDER}/.well-known/openid-configuration`,
+      env: {
+        PROVIDER_PORT: '4300',
+        APP_URL: APP,
+        PROVIDER_KEYS_FILE: `${bundle}/provider-jwks.json`,
+      },
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      timeout: 30_000,
+    },
+    {
+      command: './leptos-oidc',
+      cwd: bundle,
+      url: `${APP}/`,
+      env: {
+        LEPTOS_SITE_ADDR: '127.0.0.1:3300',
+        LEPTOS_SITE_ROOT: 'site',
+        OIDC_ISSUER: PROVIDER,
+        OIDC_CLIENT_ID: 'leptos-oidc-demo',
+        OIDC_CLIENT_SECRET: 'leptos-oidc-demo-secret',
+        DATABASE_URL: 'sqlite:data/e2e.db',
+        RUST_LOG: 'leptos_oidc=info',
+      },
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      timeout: 60_000,
+    },
+  ],
+});

@@ -1,0 +1,204 @@
+// The bundled OpenID provider for development and tests: npm's oidc-provider (OpenID Certified)
+// with one registered client for the app, a few demo users, and real login and consent pages.
+//
+// Environment (all optional):
+//   PROVIDER_PORT       port to listen on (4000)
+//   PROVIDER_ISSUER     issuer URL (http://127.0.0.1:$PROVIDER_PORT)
+//   APP_URL             the app's public origin, for its redirect URIs (http://127.0.0.1:3000)
+//   PROVIDER_KEYS_FILE  where the signing keys are kept across restarts (target/dev-provider/jwks.json)
+import { createServer } from 'node:http';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.PROVIDER_PORT || 4000);
+const issuer = process.env.PROVIDER_ISSUER || `http://127.0.0.1:${port}`;
+const appUrl = (process.env.APP_URL || 'http://127.0.0.1:3000').replace(/\/$/, '');
+const keysFile = process.env.PROVIDER_KEYS_FILE || 'target/dev-provider/jwks.json';
+
+export const CLIENT = {
+  client_id: 'leptos-oidc-demo',
+  client_secret: 'leptos-oidc-demo-secret',
+};
+
+// Demo users: the README lists these credentials.
+const USERS = {
+  alice: {
+    password: 'wonderland',
+    claims: {
+      name: 'Alice Liddell', given_name: 'Alice', family_name: 'Liddell',
+      preferred_username: 'alice', email: 'alice@example.com', email_verified: true,
+      locale: 'en-GB', zoneinfo: 'Europe/London',
+    },
+  },
+  bob: {
+    password: 'builder',
+    claims: {
+      name: 'Bob Builder', given_name: 'Bob', family_name: 'Builder',
+      preferred_username: 'bob', email: 'bob@example.com', email_verified: false,
+    },
+  },
+};
+
+// Signing keys survive restarts, so a running app keeps verifying tokens after the provider restarts.
+function signingKeys() {
+  try {
+    return JSON.parse(readFileSync(keysFile, 'utf8'));
+  } catch {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', kid: `dev-${Date.now()}` };
+    const jwks = { keys: [jwk] };
+    mkdirSync(dirname(keysFile), { recursive: true });
+    writeFileSync(keysFile, JSON.stringify(jwks), { mode: 0o600 });
+    return jwks;
+  }
+}
+
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title, body) {
+  return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;display:grid;place-items:center;min-height:100vh;margin:0}
+main{background:#fff;padding:2rem 2.5rem;border-radius:12px;box-shadow:0 2px 12px #0002;width:min(26rem,90vw)}
+h1{font-size:1.4rem;margin-top:0} label{display:block;margin:.8rem 0 .3rem;font-weight:600}
+input{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #c5cad3;border-radius:6px;font-size:1rem}
+button,.link{margin-top:1.2rem;padding:.6rem 1.2rem;border-radius:6px;border:0;font-size:1rem;cursor:pointer}
+button{background:#3552c4;color:#fff} .link{background:none;color:#3552c4;text-decoration:underline}
+.error{color:#a11;background:#fdecec;padding:.5rem .8rem;border-radius:6px} small{color:#667}
+</style></head><body><main>${body}</main></body></html>`;
+}
+
+const configuration = {
+  clients: [{
+    ...CLIENT,
+    client_name: 'Leptos OIDC demo',
+    redirect_uris: [`${appUrl}/authorization-code/callback`],
+    post_logout_redirect_uris: [`${appUrl}/`],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale', 'zoneinfo'],
+  },
+  async findAccount(_ctx, sub) {
+    const user = USERS[sub];
+    if (!user) return undefined;
+    return { accountId: sub, async claims() { return { sub, ...user.claims }; } };
+  },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  jwks: signingKeys(),
+  pkce: { required: () => true },
+  features: {
+    devInteractions: { enabled: false },
+    rpInitiatedLogout: {
+      enabled: true,
+      async logoutSource(ctx, form) {
+        ctx.body = page('Sign out', `<h1>Sign out of the demo provider?</h1>${form}
+<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+<button class="link" type="submit" form="op.logoutForm">No, stay signed in</button>`);
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.body = page('Signed out', '<h1>You are signed out</h1>');
+      },
+    },
+  },
+  async renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = page('Error', `<h1>Something went wrong</h1><p class="error">${esc(out.error)}: ${esc(out.error_description || '')}</p>`);
+  },
+};
+
+const provider = new Provider(issuer, configuration);
+const handleOidc = provider.callback();
+
+async function readForm(req) {
+  let body = '';
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > 10_000) throw new Error('form too large');
+  }
+  return new URLSearchParams(body);
+}
+
+function send(res, status, html) {
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(html);
+}
+
+function loginPage(uid, client, error) {
+  return page('Sign in', `<h1>Sign in</h1><p><small>to continue to ${esc(client?.clientName || client?.clientId)}</small></p>
+${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
+<form method="post" action="/interaction/${esc(uid)}/login" autocomplete="off">
+<label for="login">Username</label><input id="login" name="login" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" required>
+<button type="submit">Sign in</button>
+<a class="link" href="/interaction/${esc(uid)}/abort">Cancel</a>
+</form>`);
+}
+
+function consentPage(uid, client, details) {
+  const scopes = [...(details.missingOIDCScope || [])].filter((s) => s !== 'openid');
+  return page('Allow access', `<h1>Allow access?</h1>
+<p>${esc(client?.clientName || client?.clientId)} asks to read your ${scopes.length ? esc(scopes.join(', ')) : 'identity'}.</p>
+<form method="post" action="/interaction/${esc(uid)}/confirm"><button type="submit">Allow</button>
+<a class="link" href="/interaction/${esc(uid)}/abort">Deny</a></form>`);
+}
+
+async function interaction(req, res, uid, action) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) return send(res, 400, page('Error', '<h1>Unknown sign-in request</h1>'));
+  const client = await provider.Client.find(details.params.client_id);
+  const { prompt } = details;
+
+  if (req.method === 'GET' && !action) {
+    if (prompt.name === 'login') return send(res, 200, loginPage(uid, client));
+    return send(res, 200, consentPage(uid, client, prompt.details));
+  }
+  if (req.method === 'GET' && action === 'abort') {
+    return provider.interactionFinished(req, res, {
+      error: 'access_denied', error_description: 'End-User aborted interaction',
+    }, { mergeWithLastSubmission: false });
+  }
+  if (req.method === 'POST' && action === 'login' && prompt.name === 'login') {
+    const form = await readForm(req);
+    const login = form.get('login') || '';
+    const user = Object.hasOwn(USERS, login) ? USERS[login] : undefined;
+    if (!user || user.password !== form.get('password')) {
+      return send(res, 401, loginPage(uid, client, 'Wrong username or password.'));
+    }
+    return provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
+  }
+  if (req.method === 'POST' && action === 'confirm' && prompt.name === 'consent') {
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+    if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+    if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+    const grantId = await grant.save();
+    return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+  return send(res, 400, page('Error', '<h1>That step is not expected now</h1><p><a href="javascript:history.back()">Go back</a></p>'));
+}
+
+const server = createServer(async (req, res) => {
+  const match = /^\/interaction\/([\w-]+)(?:\/(login|confirm|abort))?$/.exec(req.url.split('?')[0]);
+  if (!match) return handleOidc(req, res);
+  try {
+    await interaction(req, res, match[1], match[2]);
+  } catch (err) {
+    // An expired or unknown interaction: say so instead of failing.
+    send(res, 400, page('Error', `<h1>This sign-in has expired</h1><p class="error">${esc(err.message)}</p><p>Go back to the app and sign in again.</p>`));
+  }
+});
+
+server.listen(port, '127.0.0.1', () => {
+  console.log(`OpenID provider ${issuer} ready (client ${CLIENT.client_id}, redirect ${appUrl}/authorization-code/callback)`);
+});
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.close(() => process.exit(0)));

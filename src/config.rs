@@ -1,0 +1,264 @@
+//! Configuration: the app's own settings from the environment (and `.env`), and Leptos's options
+//! from `Leptos.toml` with `LEPTOS_*` environment variables overriding each one.
+//!
+//! A bad or missing value stops the start with one line that names it.
+
+use std::{env, net::SocketAddr, path::PathBuf, time::Duration};
+
+use leptos::config::{get_config_from_str, LeptosOptions};
+use openidconnect::{ClientId, ClientSecret, IssuerUrl, RedirectUrl};
+use url::Url;
+
+/// The bundled development provider (`scripts/provider`): used when `OIDC_ISSUER` is not set.
+pub const DEV_ISSUER: &str = "http://127.0.0.1:4000";
+pub const DEV_CLIENT_ID: &str = "leptos-oidc-demo";
+pub const DEV_CLIENT_SECRET: &str = "leptos-oidc-demo-secret";
+
+/// The callback path users of the Okta sample have registered at their provider.
+pub const CALLBACK_PATH: &str = "/authorization-code/callback";
+
+/// `Leptos.toml` as it was at build time: used when no file is found at run time.
+const BUILT_IN_LEPTOS_TOML: &str = include_str!("../Leptos.toml");
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct ConfigError {
+    name: String,
+    problem: String,
+}
+
+impl ConfigError {
+    fn new(name: &str, problem: impl Into<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub issuer: IssuerUrl,
+    pub client_id: ClientId,
+    pub client_secret: ClientSecret,
+    pub redirect_uri: RedirectUrl,
+    /// Scopes requested beyond `openid` (which is always sent).
+    pub scopes: Vec<String>,
+    pub database_url: String,
+    /// Where the app is reached by browsers (scheme, host, port): the redirect URI's origin.
+    pub public_origin: Url,
+    /// Tolerance for clock differences with the provider (`exp`, `iat`, `nbf`).
+    pub clock_skew: Duration,
+    /// How long one request to the provider may take before the user is told it is slow.
+    pub provider_timeout: Duration,
+    pub session: SessionConfig,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SessionConfig {
+    /// A session unused this long ends.
+    pub idle: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute: Duration,
+    /// Send the cookie only over https (derived from the public origin).
+    pub secure: bool,
+}
+
+impl Config {
+    /// Reads the app's settings from the process environment.
+    pub fn from_env(site_addr: SocketAddr) -> Result<Self, ConfigError> {
+        Self::from_lookup(site_addr, |name| env::var(name).ok())
+    }
+
+    /// Reads the app's settings through `var`, so tests need not touch the process environment.
+    pub fn from_lookup(
+        site_addr: SocketAddr,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let (issuer, client_id, client_secret) = match var("OIDC_ISSUER") {
+            None => (
+                DEV_ISSUER.to_owned(),
+                DEV_CLIENT_ID.to_owned(),
+                DEV_CLIENT_SECRET.to_owned(),
+            ),
+            Some(issuer) => {
+                let required = |name: &str| {
+                    var(name).ok_or_else(|| {
+                        ConfigError::new(name, "is not set (it is required with OIDC_ISSUER)")
+                    })
+                };
+                (
+                    issuer,
+                    required("OIDC_CLIENT_ID")?,
+                    required("OIDC_CLIENT_SECRET")?,
+                )
+            }
+        };
+        parse_http_url("OIDC_ISSUER", &issuer)?;
+        // Kept exactly as written: issuers are compared as strings, trailing slash included.
+        let issuer =
+            IssuerUrl::new(issuer).map_err(|e| ConfigError::new("OIDC_ISSUER", e.to_string()))?;
+
+        let redirect = match var("OIDC_REDIRECT_URI") {
+            Some(uri) => parse_http_url("OIDC_REDIRECT_URI", &uri)?,
+            None => Url::parse(&format!("http://{site_addr}{CALLBACK_PATH}"))
+                .map_err(|e| ConfigError::new("LEPTOS_SITE_ADDR", e.to_string()))?,
+        };
+        let public_origin = Url::parse(&redirect.origin().ascii_serialization())
+            .map_err(|e| ConfigError::new("OIDC_REDIRECT_URI", e.to_string()))?;
+        let redirect_uri = RedirectUrl::from_url(redirect);
+
+        let scopes_text = var("OIDC_SCOPES").unwrap_or_else(|| "openid email profile".into());
+        let scopes: Vec<String> = scopes_text.split_whitespace().map(str::to_owned).collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(ConfigError::new(
+                "OIDC_SCOPES",
+                format!("\"{scopes_text}\" lacks \"openid\", which OpenID Connect requires"),
+            ));
+        }
+        let scopes = scopes.into_iter().filter(|s| s != "openid").collect();
+
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| "sqlite:data/app.db".into());
+        if !database_url.starts_with("sqlite:") {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                format!("\"{database_url}\" is not a sqlite: URL"),
+            ));
+        }
+
+        let seconds = |name: &str, default: u64| -> Result<Duration, ConfigError> {
+            match var(name) {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => v.trim().parse().map(Duration::from_secs).map_err(|_| {
+                    ConfigError::new(name, format!("\"{v}\" is not a number of seconds"))
+                }),
+            }
+        };
+
+        Ok(Self {
+            issuer,
+            client_id: ClientId::new(client_id),
+            client_secret: ClientSecret::new(client_secret),
+            scopes,
+            database_url,
+            clock_skew: seconds("OIDC_CLOCK_SKEW_SECONDS", 60)?,
+            provider_timeout: seconds("OIDC_TIMEOUT_SECONDS", 10)?,
+            session: SessionConfig {
+                idle: seconds("SESSION_IDLE_SECONDS", 2 * 60 * 60)?,
+                absolute: seconds("SESSION_MAX_SECONDS", 24 * 60 * 60)?,
+                secure: public_origin.scheme() == "https",
+            },
+            public_origin,
+            redirect_uri,
+        })
+    }
+}
+
+fn parse_http_url(name: &str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value)
+        .map_err(|e| ConfigError::new(name, format!("\"{value}\" is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(
+            name,
+            format!("\"{value}\" is not an http(s) URL"),
+        ));
+    }
+    Ok(url)
+}
+
+/// Leptos's options: `Leptos.toml` (the file named by `LEPTOS_CONFIG`, else `./Leptos.toml`, else
+/// the copy built into the binary), with each `LEPTOS_*` variable that is set (`LEPTOS_SITE_ADDR`,
+/// `LEPTOS_SITE_ROOT`, ...) overriding its key. cargo-leptos sets those variables when it runs the
+/// server, so both ways agree.
+pub fn leptos_options() -> Result<LeptosOptions, ConfigError> {
+    let text = match env::var("LEPTOS_CONFIG").map(PathBuf::from) {
+        Ok(path) => std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::new("LEPTOS_CONFIG", format!("{}: {e}", path.display())))?,
+        Err(_) => std::fs::read_to_string("Leptos.toml")
+            .unwrap_or_else(|_| BUILT_IN_LEPTOS_TOML.to_owned()),
+    };
+    get_config_from_str(&text)
+        .map_err(|e| ConfigError::new("Leptos.toml or LEPTOS_*", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const ADDR: &str = "127.0.0.1:3000";
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(ADDR.parse().unwrap(), |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn no_configuration_uses_the_bundled_provider() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.issuer.as_str(), DEV_ISSUER);
+        assert_eq!(c.client_id.as_str(), DEV_CLIENT_ID);
+        assert_eq!(
+            c.redirect_uri.as_str(),
+            "http://127.0.0.1:3000/authorization-code/callback"
+        );
+        assert_eq!(c.scopes, ["email", "profile"]);
+        assert!(!c.session.secure);
+    }
+
+    #[test]
+    fn an_issuer_without_client_credentials_names_the_missing_variable() {
+        let err = config(&[("OIDC_ISSUER", "https://example.okta.com")]).unwrap_err();
+        assert!(err.to_string().starts_with("OIDC_CLIENT_ID:"), "{err}");
+        let err = config(&[
+            ("OIDC_ISSUER", "https://example.okta.com"),
+            ("OIDC_CLIENT_ID", "abc"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().starts_with("OIDC_CLIENT_SECRET:"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (name, value) in [
+            ("OIDC_ISSUER", "not a url"),
+            ("OIDC_REDIRECT_URI", "ftp://x/cb"),
+            ("OIDC_SCOPES", "email profile"),
+            ("DATABASE_URL", "mysql://x"),
+            ("OIDC_CLOCK_SKEW_SECONDS", "soon"),
+        ] {
+            let mut vars = vec![(name, value)];
+            if name == "OIDC_ISSUER" {
+                vars.extend([("OIDC_CLIENT_ID", "a"), ("OIDC_CLIENT_SECRET", "b")]);
+            }
+            let err = config(&vars).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("{name}:")), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_https_redirect_uri_makes_the_cookie_secure() {
+        let c = config(&[(
+            "OIDC_REDIRECT_URI",
+            "https://app.example.com/authorization-code/callback",
+        )])
+        .unwrap();
+        assert!(c.session.secure);
+        assert_eq!(c.public_origin.as_str(), "https://app.example.com/");
+    }
+
+    #[test]
+    fn leptos_toml_agrees_with_cargo_leptos() {
+        let options = get_config_from_str(BUILT_IN_LEPTOS_TOML).unwrap();
+        let cargo = get_config_from_str(include_str!("../Cargo.toml")).unwrap();
+        assert_eq!(options.output_name, cargo.output_name);
+        assert_eq!(options.site_pkg_dir, cargo.site_pkg_dir);
+        assert_eq!(options.site_root, cargo.site_root);
+        assert_eq!(options.site_addr, cargo.site_addr);
+        assert_eq!(options.reload_port, cargo.reload_port);
+    }
+}

@@ -1,0 +1,520 @@
+//! Everything OpenID Connect: provider discovery and its signing keys (cached), the authorization
+//! request (state, nonce, PKCE S256), the code exchange, ID token validation, userinfo, and the
+//! provider's logout URL. It knows nothing of sessions, users or pages.
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use openidconnect::{
+    core::{
+        CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdToken, CoreIdTokenClaims,
+        CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreTokenType,
+        CoreUserInfoClaims,
+    },
+    reqwest, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, CsrfToken,
+    EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, JsonWebKeySetUrl, LogoutRequest,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
+    ProviderMetadataWithLogout, RequestTokenError, Scope, SignatureVerificationError,
+    TokenResponse, UserInfoError,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{Mutex, RwLock};
+use url::Url;
+
+use crate::{auth::SignInFailure, config::Config};
+
+/// The client as discovery configures it: authorization endpoint set, token and userinfo
+/// endpoints as the provider advertises them.
+pub type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Discovery metadata older than this is fetched again on the next sign-in (the old copy stays
+/// in use if that fetch fails).
+const DISCOVERY_TTL: Duration = Duration::from_secs(60 * 60);
+/// At most one key-set fetch per this interval, whatever `kid`s tokens name: forged ones must
+/// not make the app hammer the provider.
+const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// Signature algorithms accepted for ID tokens: asymmetric only. `none` and the HMAC family
+/// (which would let anyone holding the client secret, or a key-confusion attack, mint tokens)
+/// are never accepted.
+const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// Why a sign-in failed, for the log (with detail) and the user (as a [`SignInFailure`]).
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("the provider could not be reached or answered nonsense: {0}")]
+    Unavailable(String),
+    #[error("the provider did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the provider refused the authorization code: {0}")]
+    CodeRefused(String),
+    #[error("the provider's tokens were refused: {0}")]
+    TokenRefused(String),
+}
+
+impl OidcError {
+    pub fn failure(&self) -> SignInFailure {
+        match self {
+            Self::Unavailable(_) => SignInFailure::ProviderUnavailable,
+            Self::Timeout(_) => SignInFailure::ProviderTimeout,
+            Self::CodeRefused(_) => SignInFailure::CodeRefused,
+            Self::TokenRefused(_) => SignInFailure::TokenRefused,
+        }
+    }
+}
+
+/// A sign-in that has been sent to the provider and not yet come back. Kept server side (in the
+/// session), never in the browser.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingSignIn {
+    pub state: String,
+    nonce: String,
+    pkce_verifier: String,
+    /// A same-origin path to land on after sign-in.
+    pub return_to: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// What a completed sign-in proved about the user.
+#[derive(Clone, Debug)]
+pub struct VerifiedUser {
+    pub issuer: String,
+    pub subject: String,
+    /// ID token and userinfo claims (userinfo wins), without the protocol's own claims.
+    pub claims: BTreeMap<String, Value>,
+    /// Kept server side for `id_token_hint` at sign-out.
+    pub id_token: String,
+    /// The provider's session id (`sid`), when it sends one.
+    pub session_id: Option<String>,
+}
+
+/// What discovery gave: the configured client, the keys, and the logout endpoint.
+struct Provider {
+    client: OidcClient,
+    jwks: CoreJsonWebKeySet,
+    jwks_uri: JsonWebKeySetUrl,
+    signing_algs: Vec<CoreJwsSigningAlgorithm>,
+    end_session: Option<EndSessionUrl>,
+    fetched_at: Instant,
+}
+
+pub struct Oidc {
+    config: Config,
+    /// One pooled client for every call to the provider. It never follows redirects (a
+    /// redirecting endpoint must not send the app's credentials elsewhere).
+    http: reqwest::Client,
+    provider: RwLock<Option<Arc<Provider>>>,
+    /// Serializes discovery and key fetches, and remembers when keys were last fetched.
+    refresh: Mutex<Option<Instant>>,
+}
+
+impl Oidc {
+    pub fn new(config: Config) -> Self {
+        let http = reqwest::ClientBuilder::new()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.provider_timeout)
+            .timeout(config.provider_timeout)
+            .user_agent(concat!("leptos-oidc/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client with these settings always builds");
+        Self {
+            config,
+            http,
+            provider: RwLock::new(None),
+            refresh: Mutex::new(None),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        self.config.issuer.as_str()
+    }
+
+    /// Starts a sign-in: the provider's authorization URL, and what must be kept to finish it.
+    pub async fn begin(&self, return_to: String) -> Result<(Url, PendingSignIn), OidcError> {
+        let provider = self.provider().await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = provider.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in &self.config.scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let pending = PendingSignIn {
+            state: state.into_secret(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.into_secret(),
+            return_to,
+            created_at: Utc::now().timestamp(),
+        };
+        Ok((url, pending))
+    }
+
+    /// Finishes a sign-in: exchanges the code, validates the ID token, fetches userinfo.
+    pub async fn complete(
+        &self,
+        pending: PendingSignIn,
+        code: String,
+    ) -> Result<VerifiedUser, OidcError> {
+        let provider = self.provider().await?;
+        let request = provider
+            .client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier));
+        let tokens = self
+            .bounded(request.request_async(&self.http))
+            .await?
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(e) => OidcError::CodeRefused(e.to_string()),
+                RequestTokenError::Request(e) => OidcError::Unavailable(e.to_string()),
+                RequestTokenError::Parse(e, _) => {
+                    OidcError::Unavailable(format!("unreadable token response: {e}"))
+                }
+                RequestTokenError::Other(e) => OidcError::Unavailable(e),
+            })?;
+
+        if *tokens.token_type() != CoreTokenType::Bearer {
+            return Err(OidcError::TokenRefused(format!(
+                "token_type is {:?}, not Bearer",
+                tokens.token_type()
+            )));
+        }
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| OidcError::TokenRefused("the token response has no id_token".into()))?;
+        let nonce = Nonce::new(pending.nonce);
+
+        // A token signed with a key we have not seen may mean the provider rotated its keys:
+        // fetch them once more (rate limited) and try again.
+        let mut provider = provider;
+        let claims = loop {
+            let verified = {
+                let verifier = self.verifier(&provider);
+                id_token.claims(&verifier, &nonce).and_then(|claims| {
+                    Ok((
+                        claims.clone(),
+                        access_token_hash_matches(claims, id_token, &verifier, &tokens),
+                    ))
+                })
+            };
+            match verified {
+                Ok((claims, Ok(()))) => break claims,
+                Ok((_, Err(e))) => return Err(e),
+                Err(ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey,
+                )) => match self.refetch_keys(&provider).await {
+                    Some(fresh) => provider = fresh,
+                    None => {
+                        return Err(OidcError::TokenRefused(
+                            "no key of the provider matches the ID token's signature".into(),
+                        ))
+                    }
+                },
+                Err(e) => return Err(self.claims_error(e)),
+            }
+        };
+
+        let mut all_claims = claim_map(&claims);
+        if let Ok(request) = provider.client.user_info(
+            tokens.access_token().clone(),
+            Some(claims.subject().clone()),
+        ) {
+            let userinfo: CoreUserInfoClaims = self
+                .bounded(request.request_async(&self.http))
+                .await?
+                .map_err(|e| match e {
+                    UserInfoError::ClaimsVerification(e) => {
+                        OidcError::TokenRefused(format!("userinfo: {e}"))
+                    }
+                    e => OidcError::Unavailable(format!("userinfo: {e}")),
+                })?;
+            all_claims.extend(claim_map(&userinfo));
+        }
+
+        Ok(VerifiedUser {
+            issuer: claims.issuer().to_string(),
+            subject: claims.subject().to_string(),
+            session_id: all_claims
+                .remove("sid")
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            claims: all_claims,
+            id_token: id_token.to_string(),
+        })
+    }
+
+    /// Where to send the browser to end the provider's session too, when the provider has an
+    /// `end_session_endpoint`. Uses what discovery already knows; never waits on the provider
+    /// more than the usual bound.
+    pub async fn end_session_url(&self, id_token: Option<&str>) -> Option<Url> {
+        let provider = match self.provider().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "provider logout skipped: discovery failed");
+                return None;
+            }
+        };
+        let endpoint = provider.end_session.clone()?;
+        let back = PostLogoutRedirectUrl::from_url(self.config.public_origin.clone());
+        let mut request = LogoutRequest::from(endpoint)
+            .set_client_id(self.config.client_id.clone())
+            .set_post_logout_redirect_uri(back);
+        if let Some(token) = id_token.and_then(|t| t.parse::<CoreIdToken>().ok()) {
+            request = request.set_id_token_hint(&token);
+        }
+        Some(request.http_get_url())
+    }
+
+    /// Bounds one call to the provider in time, so a slow provider gives a 504 page, not a hang.
+    async fn bounded<T>(&self, call: impl Future<Output = T>) -> Result<T, OidcError> {
+        tokio::time::timeout(self.config.provider_timeout, call)
+            .await
+            .map_err(|_| OidcError::Timeout(self.config.provider_timeout))
+    }
+
+    /// The discovered provider: cached, fetched again after [`DISCOVERY_TTL`], and the stale
+    /// copy kept while the provider is unreachable.
+    async fn provider(&self) -> Result<Arc<Provider>, OidcError> {
+        if let Some(p) = self.provider.read().await.as_ref() {
+            if p.fetched_at.elapsed() < DISCOVERY_TTL {
+                return Ok(p.clone());
+            }
+        }
+        let _refresh = self.refresh.lock().await;
+        let cached = self.provider.read().await.clone();
+        if let Some(p) = &cached {
+            if p.fetched_at.elapsed() < DISCOVERY_TTL {
+                return Ok(p.clone()); // another request refreshed it meanwhile
+            }
+        }
+        match self.discover().await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                *self.provider.write().await = Some(fresh.clone());
+                tracing::info!(issuer = %self.config.issuer.as_str(), "provider discovered");
+                Ok(fresh)
+            }
+            Err(e) => match cached {
+                Some(stale) => {
+                    tracing::warn!(error = %e, "rediscovery failed; keeping the last metadata");
+                    Ok(stale)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn discover(&self) -> Result<Provider, OidcError> {
+        // Checks that the document's issuer is exactly the configured one, and fetches the keys.
+        let metadata = self
+            .bounded(ProviderMetadataWithLogout::discover_async(
+                self.config.issuer.clone(),
+                &self.http,
+            ))
+            .await?
+            .map_err(|e| OidcError::Unavailable(format!("discovery: {}", error_chain(&e))))?;
+
+        // Client authentication as the provider advertises it, client_secret_basic first.
+        let auth_type = match metadata.token_endpoint_auth_methods_supported() {
+            Some(methods)
+                if !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                    && methods.contains(&CoreClientAuthMethod::ClientSecretPost) =>
+            {
+                AuthType::RequestBody
+            }
+            _ => AuthType::BasicAuth,
+        };
+        let advertised = metadata.id_token_signing_alg_values_supported();
+        let signing_algs: Vec<_> = ALLOWED_ALGS
+            .iter()
+            .filter(|alg| advertised.contains(alg))
+            .cloned()
+            .collect();
+        if signing_algs.is_empty() {
+            return Err(OidcError::Unavailable(format!(
+                "the provider signs ID tokens only with {advertised:?}, none of which is allowed"
+            )));
+        }
+        let end_session = metadata.additional_metadata().end_session_endpoint.clone();
+        let jwks = metadata.jwks().clone();
+        let jwks_uri = metadata.jwks_uri().clone();
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            self.config.client_id.clone(),
+            Some(self.config.client_secret.clone()),
+        )
+        .set_redirect_uri(self.config.redirect_uri.clone())
+        .set_auth_type(auth_type);
+        Ok(Provider {
+            client,
+            jwks,
+            jwks_uri,
+            signing_algs,
+            end_session,
+            fetched_at: Instant::now(),
+        })
+    }
+
+    /// Fetches the provider's keys again, at most once per [`JWKS_REFETCH_COOLDOWN`]. Returns the
+    /// provider with the new keys, or `None` when nothing new could be had (the old keys stay).
+    async fn refetch_keys(&self, seen: &Arc<Provider>) -> Option<Arc<Provider>> {
+        let mut last = self.refresh.lock().await;
+        let current = self.provider.read().await.clone()?;
+        if !Arc::ptr_eq(&current, seen) {
+            return Some(current); // another request already fetched new keys
+        }
+        if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_COOLDOWN) {
+            tracing::warn!("unknown signing key; keys were fetched moments ago, not again");
+            return None;
+        }
+        *last = Some(Instant::now());
+        let fetched = self
+            .bounded(CoreJsonWebKeySet::fetch_async(
+                &current.jwks_uri,
+                &self.http,
+            ))
+            .await;
+        match fetched {
+            Ok(Ok(jwks)) => {
+                tracing::info!(keys = jwks.keys().len(), "signing keys fetched again");
+                let fresh = Arc::new(Provider {
+                    client: current.client.clone(),
+                    jwks,
+                    jwks_uri: current.jwks_uri.clone(),
+                    signing_algs: current.signing_algs.clone(),
+                    end_session: current.end_session.clone(),
+                    fetched_at: current.fetched_at,
+                });
+                *self.provider.write().await = Some(fresh.clone());
+                Some(fresh)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %error_chain(&e), "key fetch failed; keeping the last keys");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "key fetch failed; keeping the last keys");
+                None
+            }
+        }
+    }
+
+    fn verifier<'a>(&self, provider: &'a Provider) -> CoreIdTokenVerifier<'a> {
+        let skew = chrono::Duration::from_std(self.config.clock_skew).unwrap_or_default();
+        CoreIdTokenVerifier::new_confidential_client(
+            self.config.client_id.clone(),
+            self.config.client_secret.clone(),
+            self.config.issuer.clone(),
+            provider.jwks.clone(),
+        )
+        .set_allowed_algs(provider.signing_algs.iter().cloned())
+        // `exp` is checked against a clock set back by the allowed skew.
+        .set_time_fn(move || Utc::now() - skew)
+        .set_issue_time_verifier_fn(move |iat| {
+            let ahead = iat - Utc::now();
+            if ahead > skew {
+                Err(format!(
+                    "issued {}s in the future; the allowed clock skew is {}s",
+                    ahead.num_seconds(),
+                    skew.num_seconds()
+                ))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn claims_error(&self, e: ClaimsVerificationError) -> OidcError {
+        if let ClaimsVerificationError::Expired(detail) = &e {
+            tracing::warn!(
+                detail,
+                allowed_skew_seconds = self.config.clock_skew.as_secs(),
+                "ID token refused for time: check this server's clock"
+            );
+        }
+        OidcError::TokenRefused(e.to_string())
+    }
+}
+
+/// `at_hash`, when the ID token carries one, must match the access token it came with.
+fn access_token_hash_matches(
+    claims: &CoreIdTokenClaims,
+    id_token: &CoreIdToken,
+    verifier: &CoreIdTokenVerifier,
+    tokens: &impl OAuth2TokenResponse,
+) -> Result<(), OidcError> {
+    let Some(expected) = claims.access_token_hash() else {
+        return Ok(());
+    };
+    let refused = |e: &dyn std::fmt::Display| OidcError::TokenRefused(format!("at_hash: {e}"));
+    let alg = id_token.signing_alg().map_err(|e| refused(&e))?;
+    let key = id_token.signing_key(verifier).map_err(|e| refused(&e))?;
+    let actual =
+        AccessTokenHash::from_token(tokens.access_token(), alg, key).map_err(|e| refused(&e))?;
+    if actual != *expected {
+        return Err(OidcError::TokenRefused(
+            "at_hash does not match the access token".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Claims as a flat name → value map, without those that only serve the protocol.
+fn claim_map(claims: &impl Serialize) -> BTreeMap<String, Value> {
+    const PROTOCOL: [&str; 9] = [
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "nonce",
+        "at_hash",
+        "c_hash",
+        "azp",
+        "auth_time",
+    ];
+    match serde_json::to_value(claims) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .filter(|(k, v)| !PROTOCOL.contains(&k.as_str()) && !v.is_null())
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// An error with its causes, for the log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,150 @@
+//! The server: state, router, layers, and start-up.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{FromRef, Request},
+    http::{header, HeaderValue},
+    middleware::{self, Next},
+    response::Response,
+    Router,
+};
+use leptos::{config::LeptosOptions, prelude::provide_context};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::{
+    app::{shell, App},
+    config::{self, Config},
+    oidc::Oidc,
+    session,
+    users::{self, Users},
+};
+
+/// What every handler and server function may use; server functions get it as context.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub config: Arc<Config>,
+    pub oidc: Arc<Oidc>,
+    pub users: Users,
+}
+
+/// Logs to stderr; `RUST_LOG` chooses what (default: this app at info, the rest at warn).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "warn,leptos_oidc=info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// Reads the configuration and serves until Ctrl-C or SIGTERM.
+pub async fn run() -> Result<(), String> {
+    let leptos_options = config::leptos_options().map_err(|e| e.to_string())?;
+    let config = Config::from_env(leptos_options.site_addr).map_err(|e| e.to_string())?;
+    let addr = leptos_options.site_addr;
+    let router = app(config, leptos_options).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("LEPTOS_SITE_ADDR: cannot listen on {addr}: {e}"))?;
+    tracing::info!("listening on http://{addr}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The whole app as a router. The provider is not contacted here: the app starts, and serves
+/// its public pages, while the provider is down.
+pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router, String> {
+    let pool = users::open_database(&config.database_url).await?;
+    let store = SqliteStore::new(pool.clone());
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("session store migration failed: {e}"))?;
+    // Expired sessions are deleted, not kept forever.
+    tokio::spawn(
+        store
+            .clone()
+            .continuously_delete_expired(Duration::from_secs(60)),
+    );
+
+    let session_layer = session::layer(store, &config.session);
+    let config = Arc::new(config);
+    let state = AppState {
+        leptos_options: leptos_options.clone(),
+        oidc: Arc::new(Oidc::new((*config).clone())),
+        users: Users::new(pool),
+        config,
+    };
+    let routes = generate_route_list(App);
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    Ok(Router::new()
+        .leptos_routes_with_context(&state, routes, context, {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(session_layer)
+        .layer(middleware::from_fn(headers_and_log))
+        .with_state(state))
+}
+
+/// Security headers on every answer, `no-store` on pages (they may show who is signed in), and
+/// one log line per request. The line has the path only: query strings carry codes and state.
+async fn headers_and_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+
+    let headers = response.headers_mut();
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_html || headers.contains_key(header::LOCATION) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The callback URL carries the code: never pass it on as a Referer.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(%method, %path, status, ms, "request");
+    } else {
+        tracing::debug!(%method, %path, status, ms, "request");
+    }
+    response
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

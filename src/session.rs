@@ -1,0 +1,196 @@
+//! Sessions: the cookie and its store, the sign-ins waiting for the provider's answer, and the
+//! signed-in user with their idle and absolute lifetimes.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use openidconnect::CsrfToken;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+use tower_sessions::{
+    cookie::SameSite, session::Error, Expiry, Session, SessionManagerLayer, SessionStore,
+};
+
+use crate::{
+    auth::Profile,
+    config::SessionConfig,
+    oidc::{PendingSignIn, VerifiedUser},
+    users::User,
+};
+
+pub const COOKIE_NAME: &str = "leptos_oidc_session";
+const USER: &str = "user";
+const PENDING: &str = "pending_sign_ins";
+
+/// Sign-ins one browser may have open at once (one per tab, say); the oldest gives way.
+pub const MAX_PENDING: usize = 5;
+/// How long the provider's answer to a sign-in may take (login, consent, a coffee).
+pub const PENDING_TTL_SECONDS: i64 = 10 * 60;
+
+/// The session cookie: HttpOnly, SameSite=Lax (Strict would drop the cookie on the provider's
+/// cross-site redirect back), Secure when the app is served over https.
+pub fn layer<S: SessionStore + Clone>(store: S, config: &SessionConfig) -> SessionManagerLayer<S> {
+    SessionManagerLayer::new(store)
+        .with_name(COOKIE_NAME)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure)
+        .with_expiry(Expiry::OnInactivity(duration(config.idle)))
+}
+
+fn duration(d: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+/// The signed-in user, as the session keeps them (server side only).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionUser {
+    pub user_id: i64,
+    pub issuer: String,
+    pub subject: String,
+    pub claims: BTreeMap<String, Value>,
+    /// For `id_token_hint` at sign-out; never sent to the browser.
+    pub id_token: String,
+    pub provider_sid: Option<String>,
+    pub csrf_token: String,
+    /// Unix seconds.
+    pub signed_in_at: i64,
+    pub last_seen: i64,
+}
+
+impl SessionUser {
+    pub fn profile(&self, config: &SessionConfig) -> Profile {
+        let text = |name: &str| match self.claims.get(name) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let ends_at = (self.last_seen + config.idle.as_secs() as i64)
+            .min(self.signed_in_at + config.absolute.as_secs() as i64);
+        Profile {
+            name: text("name")
+                .or_else(|| text("preferred_username"))
+                .or_else(|| text("email"))
+                .unwrap_or_else(|| self.subject.clone()),
+            email: text("email"),
+            issuer: self.issuer.clone(),
+            subject: self.subject.clone(),
+            claims: self
+                .claims
+                .iter()
+                .map(|(name, value)| {
+                    let value = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (name.clone(), value)
+                })
+                .collect(),
+            signed_in_at: format_time(self.signed_in_at),
+            session_ends_at: format_time(ends_at),
+            csrf_token: self.csrf_token.clone(),
+        }
+    }
+}
+
+fn format_time(unix: i64) -> String {
+    Utc.timestamp_opt(unix, 0)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// Remembers a sign-in sent to the provider. A browser may have a few open at once (tabs); the
+/// oldest and the expired give way, so pending sign-ins are bounded in number and age.
+pub async fn add_pending(session: &Session, pending: PendingSignIn) -> Result<(), Error> {
+    let now = Utc::now().timestamp();
+    let mut all: Vec<PendingSignIn> = session.get(PENDING).await?.unwrap_or_default();
+    all.retain(|p| now - p.created_at < PENDING_TTL_SECONDS);
+    if all.len() >= MAX_PENDING {
+        all.drain(..=all.len() - MAX_PENDING);
+    }
+    all.push(pending);
+    session.insert(PENDING, all).await?;
+    if session.get::<SessionUser>(USER).await?.is_none() {
+        // A session that only waits for the provider lives no longer than the wait.
+        session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(
+            PENDING_TTL_SECONDS,
+        ))));
+    }
+    Ok(())
+}
+
+/// Takes the pending sign-in that `state` names, once: a second call finds nothing.
+pub async fn take_pending(session: &Session, state: &str) -> Result<Option<PendingSignIn>, Error> {
+    let now = Utc::now().timestamp();
+    let Some(mut all) = session.get::<Vec<PendingSignIn>>(PENDING).await? else {
+        return Ok(None);
+    };
+    let found = all
+        .iter()
+        .position(|p| bool::from(p.state.as_bytes().ct_eq(state.as_bytes())));
+    let taken = found.map(|i| all.remove(i));
+    all.retain(|p| now - p.created_at < PENDING_TTL_SECONDS);
+    if all.is_empty() {
+        session.remove_value(PENDING).await?;
+    } else {
+        session.insert(PENDING, all).await?;
+    }
+    Ok(taken.filter(|p| now - p.created_at < PENDING_TTL_SECONDS))
+}
+
+/// Signs the user in: a new session id (against session fixation), the user, a CSRF token.
+/// Other tabs' pending sign-ins stay, so they too complete.
+pub async fn sign_in(session: &Session, user: &User, verified: VerifiedUser) -> Result<(), Error> {
+    session.cycle_id().await?;
+    let now = Utc::now().timestamp();
+    session
+        .insert(
+            USER,
+            SessionUser {
+                user_id: user.id,
+                issuer: verified.issuer,
+                subject: verified.subject,
+                claims: verified.claims,
+                id_token: verified.id_token,
+                provider_sid: verified.session_id,
+                csrf_token: CsrfToken::new_random().into_secret(),
+                signed_in_at: now,
+                last_seen: now,
+            },
+        )
+        .await
+}
+
+/// The signed-in user, or `None`. A session past its idle or absolute lifetime ends here.
+pub async fn current_user(
+    session: &Session,
+    config: &SessionConfig,
+) -> Result<Option<SessionUser>, Error> {
+    let Some(mut user) = session.get::<SessionUser>(USER).await? else {
+        return Ok(None);
+    };
+    let now = Utc::now().timestamp();
+    let idle = config.idle.as_secs() as i64;
+    if now - user.last_seen >= idle || now - user.signed_in_at >= config.absolute.as_secs() as i64 {
+        tracing::info!(user_id = user.user_id, "session expired");
+        session.flush().await?;
+        return Ok(None);
+    }
+    // The store only writes a changed session; touch it now and then so that being active
+    // keeps it alive, without a write on every request.
+    if now - user.last_seen > idle / 10 {
+        user.last_seen = now;
+        session.insert(USER, &user).await?;
+    }
+    Ok(Some(user))
+}
+
+pub fn csrf_matches(user: &SessionUser, token: &str) -> bool {
+    bool::from(user.csrf_token.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// Ends the session: the record is deleted and the cookie cleared.
+pub async fn sign_out(session: &Session) -> Result<(), Error> {
+    session.flush().await
+}
