@@ -6,7 +6,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
     hooks::use_query_map,
-    path,
+    path, SsrMode,
 };
 
 use crate::auth::{current_user, Profile, SignInFailure};
@@ -48,11 +48,13 @@ pub fn App() -> impl IntoView {
         <Router>
             <Header />
             <main>
+                // Async: the server sends each page whole, once it knows who is signed in, so
+                // pages are complete without JavaScript and /profile can answer with a 302.
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=Home />
-                    <Route path=path!("/signin") view=SignIn />
-                    <Route path=path!("/profile") view=ProfilePage />
-                    <Route path=path!("/logout") view=SignOut />
+                    <Route path=path!("/") view=Home ssr=SsrMode::Async />
+                    <Route path=path!("/signin") view=SignIn ssr=SsrMode::Async />
+                    <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
+                    <Route path=path!("/logout") view=SignOut ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -151,6 +151,12 @@ mod flow {
     use leptos::prelude::*;
     use tower_sessions::Session;
 
+    /// The app's state, provided to every request. Absent only when the app is rendered outside
+    /// a request (the route list is built at start-up), where nobody is signed in.
+    fn app_state() -> Result<AppState, SignInFailure> {
+        use_context::<AppState>().ok_or(SignInFailure::StorageUnavailable)
+    }
+
     fn failure_page(failure: SignInFailure) -> String {
         format!("/signin?error={}", failure.code())
     }
@@ -176,7 +182,7 @@ mod flow {
     }
 
     async fn start_sign_in(return_to: String) -> Result<String, SignInFailure> {
-        let app = expect_context::<AppState>();
+        let app = app_state()?;
         let session = session().await?;
         if session::current_user(&session, &app.config.session)
             .await
@@ -217,7 +223,7 @@ mod flow {
         error: Option<String>,
         iss: Option<String>,
     ) -> Result<String, SignInFailure> {
-        let app = expect_context::<AppState>();
+        let app = app_state()?;
         let session = session().await?;
         // The pending sign-in is used up whatever happens next: a state works once.
         let pending = match &state {
@@ -282,9 +288,8 @@ mod flow {
     }
 
     pub async fn logout(csrf: String) -> String {
-        let app = expect_context::<AppState>();
-        let Ok(session) = session().await else {
-            return "/".into();
+        let (Ok(app), Ok(session)) = (app_state(), session().await) else {
+            return "/logout?error=failed".into();
         };
         let user = match session::current_user(&session, &app.config.session).await {
             Ok(Some(user)) => user,
@@ -318,7 +323,9 @@ mod flow {
     }
 
     pub async fn current_user() -> Result<Option<Profile>, ServerFnError> {
-        let app = expect_context::<AppState>();
+        let Ok(app) = app_state() else {
+            return Ok(None);
+        };
         let session = leptos_axum::extract::<Session>().await?;
         let user = session::current_user(&session, &app.config.session)
             .await

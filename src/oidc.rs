@@ -217,11 +217,9 @@ impl Oidc {
         let claims = loop {
             let verified = {
                 let verifier = self.verifier(&provider);
-                id_token.claims(&verifier, &nonce).and_then(|claims| {
-                    Ok((
-                        claims.clone(),
-                        access_token_hash_matches(claims, id_token, &verifier, &tokens),
-                    ))
+                id_token.claims(&verifier, &nonce).map(|claims| {
+                    let at_hash = access_token_hash_matches(claims, id_token, &verifier, &tokens);
+                    (claims.clone(), at_hash)
                 })
             };
             match verified {

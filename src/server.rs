@@ -79,16 +79,20 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
         config,
     };
     let routes = generate_route_list(App);
+    // Server functions and every rendered page, the 404 page included, get the state.
     let context = {
         let state = state.clone();
         move || provide_context(state.clone())
     };
     Ok(Router::new()
-        .leptos_routes_with_context(&state, routes, context, {
+        .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
         .layer(session_layer)
         .layer(middleware::from_fn(headers_and_log))
         .with_state(state))

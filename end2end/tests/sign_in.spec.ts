@@ -31,7 +31,7 @@ test('sign in, see the profile, stay signed in, sign out everywhere', async ({ p
 
   // Sign out: the app's session ends, and the provider asks to end its own.
   await page.getByRole('banner').getByRole('button', { name: 'Sign out' }).click();
-  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/session/end/confirm`));
+  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/session/end\\?`));
   await page.getByRole('button', { name: 'Yes, sign me out' }).click();
   await expect(page).toHaveURL(`${APP}/`);
   await expect(page.getByRole('banner').getByRole('link', { name: 'Sign in' })).toBeVisible();
@@ -106,6 +106,9 @@ test.describe('without JavaScript', () => {
     await expect(page).toHaveURL(`${APP}/profile`);
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
     await page.getByRole('main').getByRole('button', { name: 'Sign out' }).click();
-    await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/session/end/confirm`));
+    await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/session/end\\?`));
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await expect(page).toHaveURL(`${APP}/`);
+    await expect(page.getByRole('banner').getByRole('link', { name: 'Sign in' })).toBeVisible();
   });
 });
