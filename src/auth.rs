@@ -37,12 +37,13 @@ pub enum SignInFailure {
     CodeRefused,
     TokenRefused,
     ProviderUnavailable,
+    ProviderMisconfigured,
     ProviderTimeout,
     StorageUnavailable,
 }
 
 impl SignInFailure {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::AccessDenied,
         Self::ProviderError,
         Self::MissingCode,
@@ -50,6 +51,7 @@ impl SignInFailure {
         Self::CodeRefused,
         Self::TokenRefused,
         Self::ProviderUnavailable,
+        Self::ProviderMisconfigured,
         Self::ProviderTimeout,
         Self::StorageUnavailable,
     ];
@@ -63,6 +65,7 @@ impl SignInFailure {
             Self::CodeRefused => "code_refused",
             Self::TokenRefused => "token_refused",
             Self::ProviderUnavailable => "provider_unavailable",
+            Self::ProviderMisconfigured => "provider_misconfigured",
             Self::ProviderTimeout => "provider_timeout",
             Self::StorageUnavailable => "storage_unavailable",
         }
@@ -76,7 +79,9 @@ impl SignInFailure {
     pub fn status(self) -> u16 {
         match self {
             Self::AccessDenied => 403,
-            Self::ProviderUnavailable | Self::StorageUnavailable => 503,
+            Self::ProviderUnavailable | Self::ProviderMisconfigured | Self::StorageUnavailable => {
+                503
+            }
             Self::ProviderTimeout => 504,
             _ => 400,
         }
@@ -86,6 +91,7 @@ impl SignInFailure {
         match self {
             Self::AccessDenied => "Sign-in cancelled",
             Self::ProviderUnavailable => "The sign-in service is unavailable",
+            Self::ProviderMisconfigured => "The sign-in service is misconfigured",
             Self::ProviderTimeout => "The sign-in service is not answering",
             Self::StorageUnavailable => "Sign-in could not be saved",
             Self::BadState => "This sign-in has expired",
@@ -102,6 +108,7 @@ impl SignInFailure {
             Self::CodeRefused => "The identity provider did not accept the sign-in code. It may have expired or been used already.",
             Self::TokenRefused => "The identity provider's answer did not pass this app's security checks, so you were not signed in.",
             Self::ProviderUnavailable => "The identity provider could not be reached. Please try again in a moment.",
+            Self::ProviderMisconfigured => "The identity provider's settings do not match this app's, so nobody can sign in until an administrator fixes them.",
             Self::ProviderTimeout => "The identity provider took too long to answer. Please try again in a moment.",
             Self::StorageUnavailable => "The app could not store your session. Please try again in a moment.",
         }

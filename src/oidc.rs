@@ -17,10 +17,10 @@ use openidconnect::{
         CoreUserInfoClaims,
     },
     reqwest, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, CsrfToken,
-    EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, JsonWebKeySetUrl, LogoutRequest,
-    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
-    ProviderMetadataWithLogout, RequestTokenError, Scope, SignatureVerificationError,
-    TokenResponse, UserInfoError,
+    DiscoveryError, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, JsonWebKeySetUrl,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RequestTokenError, Scope,
+    SignatureVerificationError, TokenResponse, UserInfoError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,9 +40,10 @@ pub type OidcClient = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// Discovery metadata older than this is fetched again on the next sign-in (the old copy stays
-/// in use if that fetch fails).
-const DISCOVERY_TTL: Duration = Duration::from_secs(60 * 60);
+/// How often discovery metadata (and with it the keys) is fetched again in the background; the
+/// old copy stays in use while that fails, and the next try comes sooner.
+const DISCOVERY_REFRESH: Duration = Duration::from_secs(60 * 60);
+const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
 /// At most one key-set fetch per this interval, whatever `kid`s tokens name: forged ones must
 /// not make the app hammer the provider.
 const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
@@ -67,6 +68,8 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
 pub enum OidcError {
     #[error("the provider could not be reached or answered nonsense: {0}")]
     Unavailable(String),
+    #[error("the provider's metadata does not fit this app's configuration: {0}")]
+    Misconfigured(String),
     #[error("the provider did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the provider refused the authorization code: {0}")]
@@ -79,6 +82,7 @@ impl OidcError {
     pub fn failure(&self) -> SignInFailure {
         match self {
             Self::Unavailable(_) => SignInFailure::ProviderUnavailable,
+            Self::Misconfigured(_) => SignInFailure::ProviderMisconfigured,
             Self::Timeout(_) => SignInFailure::ProviderTimeout,
             Self::CodeRefused(_) => SignInFailure::CodeRefused,
             Self::TokenRefused(_) => SignInFailure::TokenRefused,
@@ -134,10 +138,11 @@ pub struct Oidc {
 
 impl Oidc {
     pub fn new(config: Config) -> Self {
+        // The time for a whole call is bounded by `bounded`, which tells a slow provider (504)
+        // from an unreachable one (503).
         let http = reqwest::ClientBuilder::new()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.provider_timeout)
-            .timeout(config.provider_timeout)
             .user_agent(concat!("leptos-oidc/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client with these settings always builds");
@@ -194,6 +199,11 @@ impl Oidc {
             .map_err(|e| match e {
                 RequestTokenError::ServerResponse(e) => OidcError::CodeRefused(e.to_string()),
                 RequestTokenError::Request(e) => OidcError::Unavailable(e.to_string()),
+                // A readable response whose ID token is malformed (no `sub`, no `iat`, ...) is a
+                // refused token; anything else unreadable is a provider in trouble.
+                RequestTokenError::Parse(e, body) if has_id_token(&body) => {
+                    OidcError::TokenRefused(format!("malformed ID token: {e}"))
+                }
                 RequestTokenError::Parse(e, _) => {
                     OidcError::Unavailable(format!("unreadable token response: {e}"))
                 }
@@ -223,7 +233,18 @@ impl Oidc {
                 })
             };
             match verified {
-                Ok((claims, Ok(()))) => break claims,
+                Ok((claims, Ok(()))) => {
+                    // openidconnect leaves `azp` unchecked: when present it must name us.
+                    if let Some(azp) = claims.authorized_party() {
+                        if azp.as_str() != self.config.client_id.as_str() {
+                            return Err(OidcError::TokenRefused(format!(
+                                "the ID token is authorized for {}, not this app",
+                                azp.as_str()
+                            )));
+                        }
+                    }
+                    break claims;
+                }
                 Ok((_, Err(e))) => return Err(e),
                 Err(ClaimsVerificationError::SignatureVerification(
                     SignatureVerificationError::NoMatchingKey,
@@ -296,19 +317,43 @@ impl Oidc {
             .map_err(|_| OidcError::Timeout(self.config.provider_timeout))
     }
 
-    /// The discovered provider: cached, fetched again after [`DISCOVERY_TTL`], and the stale
-    /// copy kept while the provider is unreachable.
-    async fn provider(&self) -> Result<Arc<Provider>, OidcError> {
-        if let Some(p) = self.provider.read().await.as_ref() {
-            if p.fetched_at.elapsed() < DISCOVERY_TTL {
-                return Ok(p.clone());
+    /// Keeps discovery metadata fresh, in the background, for as long as the app runs. The first
+    /// round runs at start without holding the start up: the app serves its pages while the
+    /// provider is down.
+    pub fn keep_fresh(self: Arc<Self>) -> impl Future<Output = ()> {
+        // The first round counts as asked at start: a sign-in that discovered meanwhile will do.
+        let mut asked = Instant::now();
+        async move {
+            loop {
+                let pause = match self.rediscover(asked).await {
+                    Ok(_) => DISCOVERY_REFRESH,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "provider discovery failed; retrying soon");
+                        DISCOVERY_RETRY
+                    }
+                };
+                tokio::time::sleep(pause).await;
+                asked = Instant::now();
             }
         }
+    }
+
+    /// The discovered provider, from the cache when there is one.
+    async fn provider(&self) -> Result<Arc<Provider>, OidcError> {
+        if let Some(p) = self.provider.read().await.as_ref() {
+            return Ok(p.clone());
+        }
+        self.rediscover(Instant::now()).await
+    }
+
+    /// Discovers the provider again, unless someone else did since `asked`. When discovery
+    /// fails, the last good metadata stays in use.
+    async fn rediscover(&self, asked: Instant) -> Result<Arc<Provider>, OidcError> {
         let _refresh = self.refresh.lock().await;
         let cached = self.provider.read().await.clone();
         if let Some(p) = &cached {
-            if p.fetched_at.elapsed() < DISCOVERY_TTL {
-                return Ok(p.clone()); // another request refreshed it meanwhile
+            if p.fetched_at >= asked {
+                return Ok(p.clone());
             }
         }
         match self.discover().await {
@@ -336,7 +381,11 @@ impl Oidc {
                 &self.http,
             ))
             .await?
-            .map_err(|e| OidcError::Unavailable(format!("discovery: {}", error_chain(&e))))?;
+            .map_err(|e| match e {
+                // The issuer in the document is not the configured one, or the like.
+                DiscoveryError::Validation(e) => OidcError::Misconfigured(e),
+                e => OidcError::Unavailable(format!("discovery: {}", error_chain(&e))),
+            })?;
 
         // Client authentication as the provider advertises it, client_secret_basic first.
         let auth_type = match metadata.token_endpoint_auth_methods_supported() {
@@ -355,7 +404,7 @@ impl Oidc {
             .cloned()
             .collect();
         if signing_algs.is_empty() {
-            return Err(OidcError::Unavailable(format!(
+            return Err(OidcError::Misconfigured(format!(
                 "the provider signs ID tokens only with {advertised:?}, none of which is allowed"
             )));
         }
@@ -481,6 +530,12 @@ fn access_token_hash_matches(
         ));
     }
     Ok(())
+}
+
+/// Whether a token response body is a JSON object with an `id_token` string.
+fn has_id_token(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|v| v.get("id_token").is_some_and(Value::is_string))
 }
 
 /// Claims as a flat name → value map, without those that only serve the protocol.

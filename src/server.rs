@@ -71,12 +71,13 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
     );
 
     let session_layer = session::layer(store, &config.session);
-    let config = Arc::new(config);
+    let oidc = Arc::new(Oidc::new(config.clone()));
+    tokio::spawn(oidc.clone().keep_fresh());
     let state = AppState {
         leptos_options: leptos_options.clone(),
-        oidc: Arc::new(Oidc::new((*config).clone())),
+        oidc,
         users: Users::new(pool),
-        config,
+        config: Arc::new(config),
     };
     let routes = generate_route_list(App);
     // Server functions and every rendered page, the 404 page included, get the state.

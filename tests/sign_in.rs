@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{query_param, start_app, Behaviour, TestApp, TestProvider};
+use support::{query_param, run, start_app, Behaviour, TestApp, TestProvider};
 
 async fn app_and_provider() -> (TestApp, TestProvider) {
     let provider = TestProvider::start().await;
@@ -39,370 +39,402 @@ async fn assert_nobody_signed_in(app: &TestApp) {
     assert_eq!(app.user_count().await, 0, "a user record was written");
 }
 
-#[tokio::test]
-async fn login_redirects_to_the_provider_with_state_nonce_and_pkce() {
-    let (app, provider) = app_and_provider().await;
-    let url = app.start_sign_in("/login").await;
-    assert!(
-        url.starts_with(&format!("{}/authorize?", provider.issuer)),
-        "{url}"
-    );
-    assert_eq!(query_param(&url, "response_type"), "code");
-    assert_eq!(query_param(&url, "client_id"), support::CLIENT_ID);
-    assert_eq!(
-        query_param(&url, "redirect_uri"),
-        format!("{}/authorization-code/callback", app.url)
-    );
-    assert_eq!(query_param(&url, "scope"), "openid email profile");
-    assert_eq!(query_param(&url, "code_challenge_method"), "S256");
-    for name in ["state", "nonce", "code_challenge"] {
+#[test]
+fn login_redirects_to_the_provider_with_state_nonce_and_pkce() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let url = app.start_sign_in("/login").await;
         assert!(
-            query_param(&url, name).len() >= 22,
-            "{name} too short: {url}"
+            url.starts_with(&format!("{}/authorize?", provider.issuer)),
+            "{url}"
         );
-    }
-    // Fresh every time.
-    let again = app.start_sign_in("/login").await;
-    assert_ne!(query_param(&url, "state"), query_param(&again, "state"));
-    assert_ne!(query_param(&url, "nonce"), query_param(&again, "nonce"));
+        assert_eq!(query_param(&url, "response_type"), "code");
+        assert_eq!(query_param(&url, "client_id"), support::CLIENT_ID);
+        assert_eq!(
+            query_param(&url, "redirect_uri"),
+            format!("{}/authorization-code/callback", app.url)
+        );
+        assert_eq!(query_param(&url, "scope"), "openid email profile");
+        assert_eq!(query_param(&url, "code_challenge_method"), "S256");
+        for name in ["state", "nonce", "code_challenge"] {
+            assert!(
+                query_param(&url, name).len() >= 22,
+                "{name} too short: {url}"
+            );
+        }
+        // Fresh every time.
+        let again = app.start_sign_in("/login").await;
+        assert_ne!(query_param(&url, "state"), query_param(&again, "state"));
+        assert_ne!(query_param(&url, "nonce"), query_param(&again, "nonce"));
+    })
 }
 
-#[tokio::test]
-async fn a_full_sign_in_shows_the_profile_and_sign_out_ends_it_at_the_provider_too() {
-    let (app, provider) = app_and_provider().await;
-    let before_cookie = app.get("/login").await.set_cookie.join(";");
+#[test]
+fn a_full_sign_in_shows_the_profile_and_sign_out_ends_it_at_the_provider_too() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let before_cookie = app.get("/login").await.set_cookie.join(";");
 
-    let done = app.sign_in(&provider).await;
-    assert_eq!(done.status, 302, "{}", done.body);
-    assert_eq!(done.location.as_deref(), Some("/profile"));
-    // A new session id at sign-in (session fixation).
-    let session_cookie = done.set_cookie.join(";");
-    assert!(
-        session_cookie.contains("leptos_oidc_session="),
-        "{session_cookie}"
-    );
-    assert_ne!(before_cookie, session_cookie);
-    assert!(session_cookie.contains("HttpOnly"));
-    assert!(session_cookie.contains("SameSite=Lax"));
-    assert!(
-        !session_cookie.contains("Secure"),
-        "http must work on localhost"
-    );
+        let done = app.sign_in(&provider).await;
+        assert_eq!(done.status, 302, "{}", done.body);
+        assert_eq!(done.location.as_deref(), Some("/profile"));
+        // A new session id at sign-in (session fixation).
+        let session_cookie = done.set_cookie.join(";");
+        assert!(
+            session_cookie.contains("leptos_oidc_session="),
+            "{session_cookie}"
+        );
+        assert_ne!(before_cookie, session_cookie);
+        assert!(session_cookie.contains("HttpOnly"));
+        assert!(session_cookie.contains("SameSite=Lax"));
+        assert!(
+            !session_cookie.contains("Secure"),
+            "http must work on localhost"
+        );
 
-    let profile = app.get("/profile").await;
-    assert_eq!(profile.status, 200);
-    assert!(profile.body.contains("Alice Liddell"));
-    assert!(profile.body.contains("alice@example.com"));
-    assert!(profile.body.contains(support::SUBJECT));
-    assert!(
-        !profile.body.contains("at-"),
-        "the access token reached the page"
-    );
-    assert!(!profile.body.contains("eyJ"), "a token reached the page");
-    assert_eq!(app.user_count().await, 1);
+        let profile = app.get("/profile").await;
+        assert_eq!(profile.status, 200);
+        assert!(profile.body.contains("Alice Liddell"));
+        assert!(profile.body.contains("alice@example.com"));
+        assert!(profile.body.contains(support::SUBJECT));
+        assert!(
+            !profile.body.contains("at-"),
+            "the access token reached the page"
+        );
+        assert!(!profile.body.contains("eyJ"), "a token reached the page");
+        assert_eq!(app.user_count().await, 1);
 
-    // Pages arrive whole, for browsers without JavaScript too: no placeholder to swap later.
-    let home = app.get("/").await.body.replace("<!>", ""); // hydration markers
-    assert!(home.contains("Welcome back, Alice Liddell."), "{home}");
-    assert!(!home.contains("Loading"), "{home}");
+        // Pages arrive whole, for browsers without JavaScript too: no placeholder to swap later.
+        let home = app.get("/").await.body.replace("<!>", ""); // hydration markers
+        assert!(home.contains("Welcome back, Alice Liddell."), "{home}");
+        assert!(!home.contains("Loading"), "{home}");
 
-    // Signing in again updates the same user.
-    app.get("/login").await; // already signed in: straight back
-    let csrf = app.csrf_token().await;
-    let out = app
-        .post_form("/logout", &[("csrf", &csrf)], Some(&app.url))
+        // Signing in again updates the same user.
+        app.get("/login").await; // already signed in: straight back
+        let csrf = app.csrf_token().await;
+        let out = app
+            .post_form("/logout", &[("csrf", &csrf)], Some(&app.url))
+            .await;
+        assert_eq!(out.status, 302);
+        let end = out.location.unwrap();
+        assert!(
+            end.starts_with(&format!("{}/session/end?", provider.issuer)),
+            "{end}"
+        );
+        assert_eq!(
+            query_param(&end, "post_logout_redirect_uri"),
+            format!("{}/", app.url)
+        );
+        assert_eq!(query_param(&end, "client_id"), support::CLIENT_ID);
+        assert!(query_param(&end, "id_token_hint").starts_with("eyJ"));
+        assert!(!app.signed_in().await);
+
+        app.sign_in(&provider).await;
+        assert!(app.signed_in().await);
+        assert_eq!(app.user_count().await, 1);
+    })
+}
+
+#[test]
+fn a_callback_without_a_code_is_refused() {
+    run(async {
+        let (app, _provider) = app_and_provider().await;
+        let authorize = app.start_sign_in("/login").await;
+        let state = query_param(&authorize, "state");
+        let page = app
+            .get(&format!("/authorization-code/callback?state={state}"))
+            .await;
+        assert_failure_page(&app, &page, "missing_code", 400, "without a sign-in code").await;
+        assert_nobody_signed_in(&app).await;
+    })
+}
+
+#[test]
+fn a_callback_with_a_state_we_did_not_issue_is_refused() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let authorize = app.start_sign_in("/login").await;
+        let code = provider.authorize(&authorize);
+        let page = app
+            .get(&format!(
+                "/authorization-code/callback?code={code}&state=forged-state"
+            ))
+            .await;
+        assert_failure_page(&app, &page, "bad_state", 400, "This sign-in has expired").await;
+        assert_eq!(
+            provider.token_requests(),
+            0,
+            "the code was exchanged anyway"
+        );
+        assert_nobody_signed_in(&app).await;
+    })
+}
+
+#[test]
+fn a_callback_in_a_browser_that_started_no_sign_in_is_refused() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let authorize = app.start_sign_in("/login").await;
+        let code = provider.authorize(&authorize);
+        let state = query_param(&authorize, "state");
+        let other_browser = app.in_another_browser();
+        let page = other_browser
+            .get(&format!(
+                "/authorization-code/callback?code={code}&state={state}"
+            ))
+            .await;
+        assert_failure_page(
+            &other_browser,
+            &page,
+            "bad_state",
+            400,
+            "in another browser",
+        )
         .await;
-    assert_eq!(out.status, 302);
-    let end = out.location.unwrap();
-    assert!(
-        end.starts_with(&format!("{}/session/end?", provider.issuer)),
-        "{end}"
-    );
-    assert_eq!(
-        query_param(&end, "post_logout_redirect_uri"),
-        format!("{}/", app.url)
-    );
-    assert_eq!(query_param(&end, "client_id"), support::CLIENT_ID);
-    assert!(query_param(&end, "id_token_hint").starts_with("eyJ"));
-    assert!(!app.signed_in().await);
-
-    app.sign_in(&provider).await;
-    assert!(app.signed_in().await);
-    assert_eq!(app.user_count().await, 1);
+        assert_nobody_signed_in(&other_browser).await;
+    })
 }
 
-#[tokio::test]
-async fn a_callback_without_a_code_is_refused() {
-    let (app, _provider) = app_and_provider().await;
-    let authorize = app.start_sign_in("/login").await;
-    let state = query_param(&authorize, "state");
-    let page = app
-        .get(&format!("/authorization-code/callback?state={state}"))
-        .await;
-    assert_failure_page(&app, &page, "missing_code", 400, "without a sign-in code").await;
-    assert_nobody_signed_in(&app).await;
-}
-
-#[tokio::test]
-async fn a_callback_with_a_state_we_did_not_issue_is_refused() {
-    let (app, provider) = app_and_provider().await;
-    let authorize = app.start_sign_in("/login").await;
-    let code = provider.authorize(&authorize);
-    let page = app
-        .get(&format!(
-            "/authorization-code/callback?code={code}&state=forged-state"
-        ))
-        .await;
-    assert_failure_page(&app, &page, "bad_state", 400, "This sign-in has expired").await;
-    assert_eq!(
-        provider.token_requests(),
-        0,
-        "the code was exchanged anyway"
-    );
-    assert_nobody_signed_in(&app).await;
-}
-
-#[tokio::test]
-async fn a_callback_in_a_browser_that_started_no_sign_in_is_refused() {
-    let (app, provider) = app_and_provider().await;
-    let authorize = app.start_sign_in("/login").await;
-    let code = provider.authorize(&authorize);
-    let state = query_param(&authorize, "state");
-    let other_browser = app.in_another_browser();
-    let page = other_browser
-        .get(&format!(
-            "/authorization-code/callback?code={code}&state={state}"
-        ))
-        .await;
-    assert_failure_page(
-        &other_browser,
-        &page,
-        "bad_state",
-        400,
-        "in another browser",
-    )
-    .await;
-    assert_nobody_signed_in(&other_browser).await;
-}
-
-#[tokio::test]
-async fn cancelling_at_the_provider_shows_access_denied() {
-    let (app, _provider) = app_and_provider().await;
-    let authorize = app.start_sign_in("/login").await;
-    let state = query_param(&authorize, "state");
-    let page = app
+#[test]
+fn cancelling_at_the_provider_shows_access_denied() {
+    run(async {
+        let (app, _provider) = app_and_provider().await;
+        let authorize = app.start_sign_in("/login").await;
+        let state = query_param(&authorize, "state");
+        let page = app
         .get(&format!(
             "/authorization-code/callback?error=access_denied&error_description=End-User+aborted&state={state}"
         ))
         .await;
-    assert_failure_page(
-        &app,
-        &page,
-        "access_denied",
-        403,
-        "You cancelled the sign-in",
-    )
-    .await;
-    assert_nobody_signed_in(&app).await;
-    // The state is used up: the same answer cannot be replayed with a code.
-    let replay = app
-        .get(&format!(
-            "/authorization-code/callback?code=x&state={state}"
-        ))
+        assert_failure_page(
+            &app,
+            &page,
+            "access_denied",
+            403,
+            "You cancelled the sign-in",
+        )
         .await;
-    assert_eq!(replay.location.as_deref(), Some("/signin?error=bad_state"));
+        assert_nobody_signed_in(&app).await;
+        // The state is used up: the same answer cannot be replayed with a code.
+        let replay = app
+            .get(&format!(
+                "/authorization-code/callback?code=x&state={state}"
+            ))
+            .await;
+        assert_eq!(replay.location.as_deref(), Some("/signin?error=bad_state"));
+    })
 }
 
-#[tokio::test]
-async fn other_provider_errors_are_reported_without_echoing_the_provider() {
-    let (app, _provider) = app_and_provider().await;
-    let page = app
+#[test]
+fn other_provider_errors_are_reported_without_echoing_the_provider() {
+    run(async {
+        let (app, _provider) = app_and_provider().await;
+        let page = app
         .get("/authorization-code/callback?error=invalid_scope&error_description=%3Cscript%3Ealert(1)%3C/script%3E")
         .await;
-    assert_failure_page(&app, &page, "provider_error", 400, "could not sign you in").await;
-    let shown = app.get("/signin?error=provider_error").await;
-    assert!(!shown.body.contains("<script>alert"));
-    assert_nobody_signed_in(&app).await;
+        assert_failure_page(&app, &page, "provider_error", 400, "could not sign you in").await;
+        let shown = app.get("/signin?error=provider_error").await;
+        assert!(!shown.body.contains("<script>alert"));
+        assert_nobody_signed_in(&app).await;
+    })
 }
 
-#[tokio::test]
-async fn a_code_the_provider_refuses_is_reported() {
-    let (app, provider) = app_and_provider().await;
-    let authorize = app.start_sign_in("/login").await;
-    let state = query_param(&authorize, "state");
-    // A code the provider never issued.
-    let page = app
-        .get(&format!(
-            "/authorization-code/callback?code=made-up&state={state}"
-        ))
-        .await;
-    assert_failure_page(
-        &app,
-        &page,
-        "code_refused",
-        400,
-        "did not accept the sign-in code",
-    )
-    .await;
-    assert_eq!(provider.token_requests(), 1);
-    assert_nobody_signed_in(&app).await;
-}
-
-#[tokio::test]
-async fn a_provider_that_is_down_gives_503_and_public_pages_still_work() {
-    // Nothing listens on port 1 (a port freed by a test could be handed to the app itself).
-    let app = start_app("http://127.0.0.1:1").await;
-
-    let home = app.get("/").await;
-    assert_eq!(home.status, 200);
-    assert!(home.body.contains("Sign in with OpenID Connect"));
-
-    let login = app.get("/login").await;
-    assert_eq!(
-        login.location.as_deref(),
-        Some("/signin?error=provider_unavailable")
-    );
-    let page = app.get("/signin?error=provider_unavailable").await;
-    assert_eq!(page.status, 503);
-    assert!(page.body.contains("could not be reached"));
-    assert_nobody_signed_in(&app).await;
-}
-
-#[tokio::test]
-async fn replaying_a_callback_after_success_lands_on_the_profile() {
-    let (app, provider) = app_and_provider().await;
-    let authorize = app.start_sign_in("/login").await;
-    let code = provider.authorize(&authorize);
-    let state = query_param(&authorize, "state");
-    let callback = format!("/authorization-code/callback?code={code}&state={state}");
-    assert_eq!(
-        app.get(&callback).await.location.as_deref(),
-        Some("/profile")
-    );
-    let replay = app.get(&callback).await;
-    assert_eq!(replay.location.as_deref(), Some("/profile"));
-    assert_eq!(
-        provider.token_requests(),
-        1,
-        "a used state led to another exchange"
-    );
-}
-
-#[tokio::test]
-async fn two_tabs_signing_in_at_once_both_succeed() {
-    let (app, provider) = app_and_provider().await;
-    let first = app.start_sign_in("/login?return_to=/logout").await;
-    let second = app.start_sign_in("/login").await;
-    // The second tab finishes first...
-    assert_eq!(
-        app.callback_for(&provider, &second)
-            .await
-            .location
-            .as_deref(),
-        Some("/profile")
-    );
-    // ...and the first one still completes, to its own return_to.
-    assert_eq!(
-        app.callback_for(&provider, &first)
-            .await
-            .location
-            .as_deref(),
-        Some("/logout")
-    );
-    assert!(app.signed_in().await);
-}
-
-#[tokio::test]
-async fn the_profile_page_sends_visitors_to_sign_in_and_back() {
-    let (app, provider) = app_and_provider().await;
-    let page = app.get("/profile").await;
-    assert_eq!(page.status, 302);
-    assert_eq!(page.location.as_deref(), Some("/login?return_to=/profile"));
-    let authorize = app.start_sign_in("/login?return_to=/profile").await;
-    assert_eq!(
-        app.callback_for(&provider, &authorize)
-            .await
-            .location
-            .as_deref(),
-        Some("/profile")
-    );
-}
-
-#[tokio::test]
-async fn return_to_never_leaves_the_site() {
-    let (app, provider) = app_and_provider().await;
-    for bad in [
-        "//evil.example",
-        "/%5Cevil.example",
-        "https://evil.example",
-        "javascript:alert(1)",
-    ] {
-        let authorize = app
-            .start_sign_in(&format!("/login?return_to={}", urlencode(bad)))
+#[test]
+fn a_code_the_provider_refuses_is_reported() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let authorize = app.start_sign_in("/login").await;
+        let state = query_param(&authorize, "state");
+        // A code the provider never issued.
+        let page = app
+            .get(&format!(
+                "/authorization-code/callback?code=made-up&state={state}"
+            ))
             .await;
-        let done = app.callback_for(&provider, &authorize).await;
-        assert_eq!(done.location.as_deref(), Some("/profile"), "{bad}");
+        assert_failure_page(
+            &app,
+            &page,
+            "code_refused",
+            400,
+            "did not accept the sign-in code",
+        )
+        .await;
+        assert_eq!(provider.token_requests(), 1);
+        assert_nobody_signed_in(&app).await;
+    })
+}
+
+#[test]
+fn a_provider_that_is_down_gives_503_and_public_pages_still_work() {
+    run(async {
+        // Nothing listens on port 1 (a port freed by a test could be handed to the app itself).
+        let app = start_app("http://127.0.0.1:1").await;
+
+        let home = app.get("/").await;
+        assert_eq!(home.status, 200);
+        assert!(home.body.contains("Sign in with OpenID Connect"));
+
+        let login = app.get("/login").await;
+        assert_eq!(
+            login.location.as_deref(),
+            Some("/signin?error=provider_unavailable")
+        );
+        let page = app.get("/signin?error=provider_unavailable").await;
+        assert_eq!(page.status, 503);
+        assert!(page.body.contains("could not be reached"));
+        assert_nobody_signed_in(&app).await;
+    })
+}
+
+#[test]
+fn replaying_a_callback_after_success_lands_on_the_profile() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let authorize = app.start_sign_in("/login").await;
+        let code = provider.authorize(&authorize);
+        let state = query_param(&authorize, "state");
+        let callback = format!("/authorization-code/callback?code={code}&state={state}");
+        assert_eq!(
+            app.get(&callback).await.location.as_deref(),
+            Some("/profile")
+        );
+        let replay = app.get(&callback).await;
+        assert_eq!(replay.location.as_deref(), Some("/profile"));
+        assert_eq!(
+            provider.token_requests(),
+            1,
+            "a used state led to another exchange"
+        );
+    })
+}
+
+#[test]
+fn two_tabs_signing_in_at_once_both_succeed() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let first = app.start_sign_in("/login?return_to=/logout").await;
+        let second = app.start_sign_in("/login").await;
+        // The second tab finishes first...
+        assert_eq!(
+            app.callback_for(&provider, &second)
+                .await
+                .location
+                .as_deref(),
+            Some("/profile")
+        );
+        // ...and the first one still completes, to its own return_to.
+        assert_eq!(
+            app.callback_for(&provider, &first)
+                .await
+                .location
+                .as_deref(),
+            Some("/logout")
+        );
+        assert!(app.signed_in().await);
+    })
+}
+
+#[test]
+fn the_profile_page_sends_visitors_to_sign_in_and_back() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let page = app.get("/profile").await;
+        assert_eq!(page.status, 302);
+        assert_eq!(page.location.as_deref(), Some("/login?return_to=/profile"));
+        let authorize = app.start_sign_in("/login?return_to=/profile").await;
+        assert_eq!(
+            app.callback_for(&provider, &authorize)
+                .await
+                .location
+                .as_deref(),
+            Some("/profile")
+        );
+    })
+}
+
+#[test]
+fn return_to_never_leaves_the_site() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        for bad in [
+            "//evil.example",
+            "/%5Cevil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+        ] {
+            let authorize = app
+                .start_sign_in(&format!("/login?return_to={}", urlencode(bad)))
+                .await;
+            let done = app.callback_for(&provider, &authorize).await;
+            assert_eq!(done.location.as_deref(), Some("/profile"), "{bad}");
+            let csrf = app.csrf_token().await;
+            app.post_form("/logout", &[("csrf", &csrf)], None).await;
+        }
+    })
+}
+
+#[test]
+fn sign_out_needs_a_post_with_the_sessions_token_from_this_site() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        app.sign_in(&provider).await;
+
+        // A GET shows a confirmation and signs nobody out.
+        let confirm = app.get("/logout").await;
+        assert_eq!(confirm.status, 200);
+        assert!(confirm.body.contains("Sign out?"));
+        assert!(app.signed_in().await);
+
+        // A wrong token, or a right one from another site, is refused with a 403 page.
+        let forged = app.post_form("/logout", &[("csrf", "guess")], None).await;
+        assert_eq!(forged.location.as_deref(), Some("/logout?error=csrf"));
+        let refused = app.get("/logout?error=csrf").await;
+        assert_eq!(refused.status, 403);
+        assert!(refused.body.contains("still signed in"));
+        assert!(app.signed_in().await);
+
         let csrf = app.csrf_token().await;
-        app.post_form("/logout", &[("csrf", &csrf)], None).await;
-    }
+        let cross_site = app
+            .post_form("/logout", &[("csrf", &csrf)], Some("http://evil.example"))
+            .await;
+        assert_eq!(cross_site.location.as_deref(), Some("/logout?error=csrf"));
+        assert!(app.signed_in().await);
+
+        let out = app
+            .post_form("/logout", &[("csrf", &csrf)], Some(&app.url))
+            .await;
+        assert_eq!(out.status, 302);
+        assert!(!app.signed_in().await);
+    })
 }
 
-#[tokio::test]
-async fn sign_out_needs_a_post_with_the_sessions_token_from_this_site() {
-    let (app, provider) = app_and_provider().await;
-    app.sign_in(&provider).await;
-
-    // A GET shows a confirmation and signs nobody out.
-    let confirm = app.get("/logout").await;
-    assert_eq!(confirm.status, 200);
-    assert!(confirm.body.contains("Sign out?"));
-    assert!(app.signed_in().await);
-
-    // A wrong token, or a right one from another site, is refused with a 403 page.
-    let forged = app.post_form("/logout", &[("csrf", "guess")], None).await;
-    assert_eq!(forged.location.as_deref(), Some("/logout?error=csrf"));
-    let refused = app.get("/logout?error=csrf").await;
-    assert_eq!(refused.status, 403);
-    assert!(refused.body.contains("still signed in"));
-    assert!(app.signed_in().await);
-
-    let csrf = app.csrf_token().await;
-    let cross_site = app
-        .post_form("/logout", &[("csrf", &csrf)], Some("http://evil.example"))
-        .await;
-    assert_eq!(cross_site.location.as_deref(), Some("/logout?error=csrf"));
-    assert!(app.signed_in().await);
-
-    let out = app
-        .post_form("/logout", &[("csrf", &csrf)], Some(&app.url))
-        .await;
-    assert_eq!(out.status, 302);
-    assert!(!app.signed_in().await);
+#[test]
+fn unknown_pages_are_404_and_unknown_failures_400() {
+    run(async {
+        let (app, _provider) = app_and_provider().await;
+        let missing = app.get("/no/such/page").await;
+        assert_eq!(missing.status, 404);
+        assert!(missing.body.contains("Page not found"));
+        let odd = app.get("/signin?error=%3Cb%3Ebogus").await;
+        assert_eq!(odd.status, 400);
+        assert!(!odd.body.contains("<b>bogus"));
+    })
 }
 
-#[tokio::test]
-async fn unknown_pages_are_404_and_unknown_failures_400() {
-    let (app, _provider) = app_and_provider().await;
-    let missing = app.get("/no/such/page").await;
-    assert_eq!(missing.status, 404);
-    assert!(missing.body.contains("Page not found"));
-    let odd = app.get("/signin?error=%3Cb%3Ebogus").await;
-    assert_eq!(odd.status, 400);
-    assert!(!odd.body.contains("<b>bogus"));
-}
-
-#[tokio::test]
-async fn a_token_response_that_is_not_bearer_is_refused() {
-    let (app, provider) = app_and_provider().await;
-    provider.set_behaviour(Behaviour {
-        token_fields: [("token_type".to_owned(), "mac".into())]
-            .into_iter()
-            .collect(),
-        ..Behaviour::default()
-    });
-    let page = app.sign_in(&provider).await;
-    assert_failure_page(&app, &page, "token_refused", 400, "security checks").await;
-    assert_nobody_signed_in(&app).await;
+#[test]
+fn a_token_response_that_is_not_bearer_is_refused() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        provider.set_behaviour(Behaviour {
+            token_fields: [("token_type".to_owned(), "mac".into())]
+                .into_iter()
+                .collect(),
+            ..Behaviour::default()
+        });
+        let page = app.sign_in(&provider).await;
+        assert_failure_page(&app, &page, "token_refused", 400, "security checks").await;
+        assert_nobody_signed_in(&app).await;
+    })
 }
 
 fn urlencode(s: &str) -> String {

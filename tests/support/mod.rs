@@ -24,23 +24,84 @@ use base64::{
 use leptos::config::LeptosOptions;
 use leptos_oidc::{config::Config, users::Users};
 use openidconnect::{
-    core::{CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey},
-    AccessToken, AccessTokenHash, JsonWebKeyId, PrivateSigningKey,
+    core::{CoreHmacKey, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey},
+    PrivateSigningKey,
 };
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use url::Url;
 
+/// Every test runs on one shared multi-threaded runtime, as the app does in production: with a
+/// runtime per test, a server future could end up waiting on a runtime whose test has ended.
+pub fn run<F: std::future::Future>(test: F) -> F::Output {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            if let Ok(filter) = std::env::var("TEST_LOG") {
+                tracing_subscriber::fmt().with_env_filter(filter).init();
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        })
+        .block_on(test)
+}
+
 pub const CLIENT_ID: &str = "test-client";
 pub const CLIENT_SECRET: &str = "test-secret";
 pub const SUBJECT: &str = "alice-subject";
 
+/// The keys the provider holds: two RSA keys and a P-256 key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    Rsa1,
+    Rsa2,
+    Ec,
+}
+
+/// How the provider signs ID tokens.
+#[derive(Clone, Debug)]
+pub enum Signer {
+    /// A JWS with this `alg`, signed by `key`, naming `kid` in its header (or not).
+    Key {
+        alg: &'static str,
+        key: Key,
+        kid: Option<&'static str>,
+    },
+    /// `alg: none`, no signature.
+    Unsigned,
+    /// HS256 with this secret (the client secret, say, or a public key).
+    Hmac(Vec<u8>),
+}
+
+impl Default for Signer {
+    fn default() -> Self {
+        Signer::Key {
+            alg: "RS256",
+            key: Key::Rsa1,
+            kid: Some("test-key"),
+        }
+    }
+}
+
 /// How the provider should misbehave; the default is a correct provider.
 #[derive(Clone, Debug, Default)]
 pub struct Behaviour {
+    /// Fields merged over the correct discovery document.
+    pub discovery: Map<String, Value>,
+    /// The key set the provider publishes (default: RSA key 1, kid `test-key`).
+    pub jwks: Option<Value>,
+    /// A raw body for the key set endpoint instead (garbage, say).
+    pub jwks_body: Option<String>,
+    pub signer: Signer,
+    /// Flip a bit of the ID token's signature.
+    pub tamper_signature: bool,
     /// Claims merged over the correct ID token claims (`Value::Null` removes one).
     pub id_token_claims: Map<String, Value>,
+    /// The token endpoint waits this long before answering.
+    pub token_delay: Option<std::time::Duration>,
     /// Answer the token request with this status and body instead.
     pub token_response: Option<(u16, String)>,
     /// Fields merged over the correct token response.
@@ -60,6 +121,7 @@ struct ProviderState {
     grants: HashMap<String, Grant>,
     behaviour: Behaviour,
     token_requests: usize,
+    jwks_requests: usize,
 }
 
 pub struct TestProvider {
@@ -69,8 +131,48 @@ pub struct TestProvider {
 
 struct Shared {
     issuer: String,
-    key: CoreRsaPrivateSigningKey,
     state: Arc<Mutex<ProviderState>>,
+}
+
+fn rsa_key(key: Key) -> CoreRsaPrivateSigningKey {
+    let pem = match key {
+        Key::Rsa1 => include_str!("../fixtures/test-signing-key.pem"),
+        _ => include_str!("../fixtures/test-signing-key-2.pem"),
+    };
+    CoreRsaPrivateSigningKey::from_pem(pem, None).unwrap()
+}
+
+fn ec_key() -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap()
+}
+
+/// The public JWK of `key`, with `kid` if given.
+pub fn jwk(key: Key, kid: Option<&str>) -> Value {
+    let mut jwk = match key {
+        Key::Rsa1 | Key::Rsa2 => serde_json::to_value(rsa_key(key).as_verification_key()).unwrap(),
+        Key::Ec => {
+            let point = ec_key().verifying_key().to_sec1_bytes();
+            assert_eq!((point.len(), point[0]), (65, 4), "an uncompressed point");
+            json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+            })
+        }
+    };
+    let map = jwk.as_object_mut().unwrap();
+    map.remove("kid");
+    map.insert("use".into(), "sig".into());
+    if let Some(kid) = kid {
+        map.insert("kid".into(), kid.into());
+    }
+    jwk
+}
+
+/// The default key set: RSA key 1 as `test-key`.
+pub fn default_jwks() -> Value {
+    json!({ "keys": [jwk(Key::Rsa1, Some("test-key"))] })
 }
 
 pub fn now() -> i64 {
@@ -84,20 +186,15 @@ impl TestProvider {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let key = CoreRsaPrivateSigningKey::from_pem(
-            include_str!("../fixtures/test-signing-key.pem"),
-            Some(JsonWebKeyId::new("test-key".into())),
-        )
-        .unwrap();
         let state = Arc::new(Mutex::new(ProviderState::default()));
         let shared = Arc::new(Shared {
             issuer: issuer.clone(),
-            key,
             state: state.clone(),
         });
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
+            .route("/keys/current", get(jwks))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
             .with_state(shared);
@@ -111,6 +208,10 @@ impl TestProvider {
 
     pub fn token_requests(&self) -> usize {
         self.state.lock().unwrap().token_requests
+    }
+
+    pub fn jwks_requests(&self) -> usize {
+        self.state.lock().unwrap().jwks_requests
     }
 
     /// What the provider's login and consent pages would do: takes the app's authorization
@@ -137,7 +238,7 @@ impl TestProvider {
 
 async fn discovery(State(p): State<Arc<Shared>>) -> Json<Value> {
     let i = &p.issuer;
-    Json(json!({
+    let mut document = json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/authorize"),
         "token_endpoint": format!("{i}/token"),
@@ -149,11 +250,20 @@ async fn discovery(State(p): State<Arc<Shared>>) -> Json<Value> {
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],
-    }))
+    });
+    merge(&mut document, &p.state.lock().unwrap().behaviour.discovery);
+    Json(document)
 }
 
-async fn jwks(State(p): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!({ "keys": [p.key.as_verification_key()] }))
+async fn jwks(State(p): State<Arc<Shared>>) -> Response {
+    let mut state = p.state.lock().unwrap();
+    state.jwks_requests += 1;
+    let behaviour = &state.behaviour;
+    match (&behaviour.jwks_body, &behaviour.jwks) {
+        (Some(body), _) => body.clone().into_response(),
+        (None, Some(jwks)) => Json(jwks.clone()).into_response(),
+        (None, None) => Json(default_jwks()).into_response(),
+    }
 }
 
 fn oauth_error(status: StatusCode, error: &str) -> Response {
@@ -192,18 +302,15 @@ async fn token(
     {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
+    if let Some(delay) = behaviour.token_delay {
+        tokio::time::sleep(delay).await;
+    }
     if let Some((status, body)) = behaviour.token_response {
         return (StatusCode::from_u16(status).unwrap(), body).into_response();
     }
 
     let access_token = format!("at-{}", grant.nonce);
-    let alg = CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256;
-    let at_hash = AccessTokenHash::from_token(
-        &AccessToken::new(access_token.clone()),
-        &alg,
-        &p.key.as_verification_key(),
-    )
-    .unwrap();
+    let at_hash = at_hash(&access_token);
     let now = now();
     let mut claims = json!({
         "iss": p.issuer,
@@ -216,11 +323,13 @@ async fn token(
         "sid": "provider-session-1",
     });
     merge(&mut claims, &behaviour.id_token_claims);
-    let id_token = sign_jwt(
-        &p.key,
-        &json!({ "alg": "RS256", "kid": "test-key", "typ": "JWT" }),
-        &claims,
-    );
+    let mut id_token = sign_jwt(&behaviour.signer, &claims);
+    if behaviour.tamper_signature {
+        // A character well inside the signature: the last one may hold only padding bits.
+        let at = id_token.len() - 20;
+        let flipped = if &id_token[at..=at] == "A" { "B" } else { "A" };
+        id_token.replace_range(at..=at, flipped);
+    }
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -260,19 +369,46 @@ fn merge(target: &mut Value, overrides: &Map<String, Value>) {
     }
 }
 
-/// A compact JWS with any header and claims, signed by `key`.
-pub fn sign_jwt(key: &CoreRsaPrivateSigningKey, header: &Value, claims: &Value) -> String {
+/// The `at_hash` of an access token: the left half of its SHA-256 (RS256, ES256 and HS256 all
+/// hash with SHA-256).
+fn at_hash(access_token: &str) -> String {
+    let digest = Sha256::digest(access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// A compact JWS of `claims`, as `signer` makes it.
+pub fn sign_jwt(signer: &Signer, claims: &Value) -> String {
+    let (alg, kid) = match signer {
+        Signer::Key { alg, kid, .. } => (*alg, *kid),
+        Signer::Unsigned => ("none", None),
+        Signer::Hmac(_) => ("HS256", None),
+    };
+    let mut header = json!({ "alg": alg, "typ": "JWT" });
+    if let Some(kid) = kid {
+        header["kid"] = kid.into();
+    }
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let signature = key
-        .sign(
-            &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-            input.as_bytes(),
-        )
-        .unwrap();
+    let signature = match signer {
+        Signer::Key { key: Key::Ec, .. } => {
+            use p256::ecdsa::signature::Signer as _;
+            let signature: p256::ecdsa::Signature = ec_key().sign(input.as_bytes());
+            signature.to_bytes().to_vec()
+        }
+        Signer::Key { key, .. } => rsa_key(*key)
+            .sign(
+                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                input.as_bytes(),
+            )
+            .unwrap(),
+        Signer::Unsigned => Vec::new(),
+        Signer::Hmac(secret) => CoreHmacKey::new(secret.clone())
+            .sign(&CoreJwsSigningAlgorithm::HmacSha256, input.as_bytes())
+            .unwrap(),
+    };
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
@@ -325,6 +461,8 @@ pub fn browser() -> reqwest::Client {
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .default_headers(headers)
+        // No answer in this time is a hang: fail with the URL rather than wait forever.
+        .timeout(std::time::Duration::from_secs(20))
         .build()
         .unwrap()
 }
@@ -353,7 +491,8 @@ impl TestApp {
         } else {
             format!("{}{path_or_url}", self.url)
         };
-        page(self.client.get(url).send().await.unwrap()).await
+        let response = self.client.get(&url).send().await;
+        page(response.unwrap_or_else(|e| panic!("GET {url}: {e:?}"))).await
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
