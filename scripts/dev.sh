@@ -14,6 +14,16 @@ trap cleanup EXIT INT TERM
 if [ -z "${OIDC_ISSUER:-}" ]; then
   node scripts/provider/provider.mjs &
   provider_pid=$!
+  # Wait until it listens; stop with a clear word if it cannot.
+  for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/4000) 2>/dev/null && break
+    kill -0 "$provider_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if ! kill -0 "$provider_pid" 2>/dev/null; then
+    echo "error: the bundled OpenID provider did not start (is port 4000 in use?)" >&2
+    exit 1
+  fi
   cat <<'BANNER'
 
   ┌──────────────────────────────────────────────────────────────────┐

@@ -118,8 +118,7 @@ impl SignInFailure {
 /// Starts a sign-in: redirects to the provider, then back to `return_to` (a same-origin path).
 #[server(prefix = "", endpoint = "login", input = server_fn::codec::GetUrl)]
 pub async fn login(return_to: Option<String>) -> Result<(), ServerFnError> {
-    let target = flow::login(return_to).await;
-    leptos_axum::redirect(&target);
+    flow::redirect(&flow::login(return_to).await);
     Ok(())
 }
 
@@ -131,16 +130,14 @@ pub async fn callback(
     error: Option<String>,
     iss: Option<String>,
 ) -> Result<(), ServerFnError> {
-    let target = flow::callback(code, state, error, iss).await;
-    leptos_axum::redirect(&target);
+    flow::redirect(&flow::callback(code, state, error, iss).await);
     Ok(())
 }
 
 /// Signs out here and, when the provider supports it, at the provider.
 #[server(prefix = "", endpoint = "logout")]
 pub async fn logout(csrf: String) -> Result<(), ServerFnError> {
-    let target = flow::logout(csrf).await;
-    leptos_axum::redirect(&target);
+    flow::redirect(&flow::logout(csrf).await);
     Ok(())
 }
 
@@ -162,6 +159,16 @@ mod flow {
     /// a request (the route list is built at start-up), where nobody is signed in.
     fn app_state() -> Result<AppState, SignInFailure> {
         use_context::<AppState>().ok_or(SignInFailure::StorageUnavailable)
+    }
+
+    /// A real 302 whatever the request's `Accept` says (leptos_axum answers 200 to clients that
+    /// do not ask for HTML): these endpoints are reached by links, redirects and plain forms,
+    /// never by the WASM client.
+    pub fn redirect(target: &str) {
+        leptos_axum::redirect(target);
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(axum::http::StatusCode::FOUND);
+        }
     }
 
     fn failure_page(failure: SignInFailure) -> String {

@@ -234,6 +234,7 @@ impl Oidc {
             };
             match verified {
                 Ok((claims, Ok(()))) => {
+                    self.check_not_before(id_token)?;
                     // openidconnect leaves `azp` unchecked: when present it must name us.
                     if let Some(azp) = claims.authorized_party() {
                         if azp.as_str() != self.config.client_id.as_str() {
@@ -495,6 +496,34 @@ impl Oidc {
                 Ok(())
             }
         })
+    }
+
+    /// `nbf`, which openidconnect does not read: a token not valid yet (beyond the allowed
+    /// skew) is refused. Called on a token whose signature has been verified.
+    fn check_not_before(&self, id_token: &CoreIdToken) -> Result<(), OidcError> {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+        let text = id_token.to_string();
+        let payload = text.split('.').nth(1).unwrap_or_default();
+        let nbf = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|claims| claims.get("nbf").and_then(Value::as_i64));
+        let skew = self.config.clock_skew.as_secs() as i64;
+        match nbf {
+            Some(nbf) if nbf - Utc::now().timestamp() > skew => {
+                let ahead = nbf - Utc::now().timestamp();
+                tracing::warn!(
+                    ahead_seconds = ahead,
+                    allowed_skew_seconds = skew,
+                    "ID token refused for time (nbf): check this server's clock"
+                );
+                Err(OidcError::TokenRefused(format!(
+                    "not valid for another {ahead}s (nbf)"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn claims_error(&self, e: ClaimsVerificationError) -> OidcError {

@@ -429,6 +429,33 @@ fn x_token_from_the_future() {
     })
 }
 
+/// x-token-not-yet-valid: an ID token whose `nbf` is an hour from now → refused, 400
+#[test]
+fn x_token_not_yet_valid() {
+    run(async {
+        let now = support::now();
+        assert_token_refused(with_id_token_claims(&[("nbf", json!(now + 3600))])).await;
+    })
+}
+
+/// x-discovery-in-background: a provider up when the app starts → discovered before anyone signs in
+#[test]
+fn x_discovery_in_background() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let _app = start_app(&provider.issuer).await;
+        let started = Instant::now();
+        while provider.jwks_requests() == 0 && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            provider.jwks_requests(),
+            1,
+            "no discovery without a request"
+        );
+    })
+}
+
 /// x-expired-token: an ID token that expired an hour ago → refused, 400
 #[test]
 fn x_expired_token() {

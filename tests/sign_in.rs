@@ -70,6 +70,38 @@ fn login_redirects_to_the_provider_with_state_nonce_and_pkce() {
 }
 
 #[test]
+fn sign_in_redirects_for_any_client_not_only_browsers() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let plain = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let login = plain
+            .get(format!("{}/login", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 302);
+        let location = login.headers()["location"].to_str().unwrap();
+        assert!(location.starts_with(&provider.issuer), "{location}");
+        let callback = plain
+            .get(format!(
+                "{}/authorization-code/callback?error=access_denied",
+                app.url
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(callback.status(), 302);
+        assert_eq!(
+            callback.headers()["location"],
+            "/signin?error=access_denied"
+        );
+    })
+}
+
+#[test]
 fn a_full_sign_in_shows_the_profile_and_sign_out_ends_it_at_the_provider_too() {
     run(async {
         let (app, provider) = app_and_provider().await;
