@@ -55,11 +55,16 @@ async fn assert_refused(app: &TestApp, page: &Page, code: &str, status: u16) {
     assert_eq!(app.user_count().await, 0, "a user record was written");
 }
 
-/// Signs in with the provider as it is, expecting a token refusal.
-async fn assert_token_refused(behaviour: Behaviour) {
+/// Signs in with the provider as it is, expecting the failure `code` with `status`.
+async fn assert_sign_in_refused(behaviour: Behaviour, code: &str, status: u16) {
     let (app, provider) = setup(behaviour).await;
     let page = app.sign_in(&provider).await;
-    assert_refused(&app, &page, "token_refused", 400).await;
+    assert_refused(&app, &page, code, status).await;
+}
+
+/// Signs in with the provider as it is, expecting a token refusal.
+async fn assert_token_refused(behaviour: Behaviour) {
+    assert_sign_in_refused(behaviour, "token_refused", 400).await;
 }
 
 /// Signs in with the provider as it is, expecting success.
@@ -141,11 +146,7 @@ fn rp_id_token_kid_absent_single_jwks() {
     run(async {
         assert_accepted(Behaviour {
             jwks: Some(json!({ "keys": [jwk(Key::Rsa1, None)] })),
-            signer: Signer::Key {
-                alg: "RS256",
-                key: Key::Rsa1,
-                kid: None,
-            },
+            signer: Signer::rs256(Key::Rsa1, None),
             ..Behaviour::default()
         })
         .await;
@@ -158,11 +159,7 @@ fn rp_id_token_kid_absent_multiple_jwks() {
     run(async {
         assert_token_refused(Behaviour {
             jwks: Some(json!({ "keys": [jwk(Key::Rsa2, None), jwk(Key::Rsa1, None)] })),
-            signer: Signer::Key {
-                alg: "RS256",
-                key: Key::Rsa1,
-                kid: None,
-            },
+            signer: Signer::rs256(Key::Rsa1, None),
             ..Behaviour::default()
         })
         .await;
@@ -323,11 +320,7 @@ fn rp_key_rotation_op_sign_key() {
         assert_eq!(provider.jwks_requests(), 1);
         provider.set_behaviour(Behaviour {
             jwks: Some(json!({ "keys": [jwk(Key::Rsa2, Some("rotated-key"))] })),
-            signer: Signer::Key {
-                alg: "RS256",
-                key: Key::Rsa2,
-                kid: Some("rotated-key"),
-            },
+            signer: Signer::rs256(Key::Rsa2, Some("rotated-key")),
             ..Behaviour::default()
         });
         let second = app.in_another_browser();
@@ -558,13 +551,11 @@ fn x_mix_up_iss_parameter() {
 #[test]
 fn x_token_endpoint_500() {
     run(async {
-        let (app, provider) = setup(Behaviour {
+        let behaviour = Behaviour {
             token_response: Some((500, "Internal Server Error".into())),
             ..Behaviour::default()
-        })
-        .await;
-        let page = app.sign_in(&provider).await;
-        assert_refused(&app, &page, "provider_unavailable", 503).await;
+        };
+        assert_sign_in_refused(behaviour, "provider_unavailable", 503).await;
     })
 }
 
@@ -572,13 +563,11 @@ fn x_token_endpoint_500() {
 #[test]
 fn x_token_endpoint_garbage() {
     run(async {
-        let (app, provider) = setup(Behaviour {
+        let behaviour = Behaviour {
             token_response: Some((200, "<html>surprise</html>".into())),
             ..Behaviour::default()
-        })
-        .await;
-        let page = app.sign_in(&provider).await;
-        assert_refused(&app, &page, "provider_unavailable", 503).await;
+        };
+        assert_sign_in_refused(behaviour, "provider_unavailable", 503).await;
     })
 }
 
@@ -623,11 +612,7 @@ fn x_jwks_garbage_after_rotation() {
         let (app, provider) = assert_accepted(Behaviour::default()).await;
         provider.set_behaviour(Behaviour {
             jwks_body: Some("garbage".into()),
-            signer: Signer::Key {
-                alg: "RS256",
-                key: Key::Rsa1,
-                kid: Some("forged-kid"),
-            },
+            signer: Signer::rs256(Key::Rsa1, Some("forged-kid")),
             ..Behaviour::default()
         });
         let second = app.in_another_browser();
@@ -652,11 +637,7 @@ fn x_jwks_garbage_after_rotation() {
 fn x_forged_kid_flood() {
     run(async {
         let (app, provider) = setup(Behaviour {
-            signer: Signer::Key {
-                alg: "RS256",
-                key: Key::Rsa1,
-                kid: Some("forged-kid"),
-            },
+            signer: Signer::rs256(Key::Rsa1, Some("forged-kid")),
             ..Behaviour::default()
         })
         .await;

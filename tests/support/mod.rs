@@ -76,13 +76,19 @@ pub enum Signer {
     Hmac(Vec<u8>),
 }
 
-impl Default for Signer {
-    fn default() -> Self {
+impl Signer {
+    pub fn rs256(key: Key, kid: Option<&'static str>) -> Self {
         Signer::Key {
             alg: "RS256",
-            key: Key::Rsa1,
-            kid: Some("test-key"),
+            key,
+            kid,
         }
+    }
+}
+
+impl Default for Signer {
+    fn default() -> Self {
+        Signer::rs256(Key::Rsa1, Some("test-key"))
     }
 }
 
