@@ -367,6 +367,24 @@ fn two_tabs_signing_in_at_once_both_succeed() {
 }
 
 #[test]
+fn pending_sign_ins_are_bounded_per_browser_oldest_first() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let mut started = Vec::new();
+        for _ in 0..=leptos_oidc::session::MAX_PENDING {
+            started.push(app.start_sign_in("/login").await);
+        }
+        // The oldest gave way to the newest...
+        let oldest = app.callback_for(&provider, &started[0]).await;
+        assert_eq!(oldest.location.as_deref(), Some("/signin?error=bad_state"));
+        // ...and the others are still good.
+        let newest = app.callback_for(&provider, started.last().unwrap()).await;
+        assert_eq!(newest.location.as_deref(), Some("/profile"));
+        assert!(app.signed_in().await);
+    })
+}
+
+#[test]
 fn the_profile_page_sends_visitors_to_sign_in_and_back() {
     run(async {
         let (app, provider) = app_and_provider().await;
