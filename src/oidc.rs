@@ -233,19 +233,7 @@ impl Oidc {
                 })
             };
             match verified {
-                Ok((claims, Ok(()))) => {
-                    self.check_not_before(id_token)?;
-                    // openidconnect leaves `azp` unchecked: when present it must name us.
-                    if let Some(azp) = claims.authorized_party() {
-                        if azp.as_str() != self.config.client_id.as_str() {
-                            return Err(OidcError::TokenRefused(format!(
-                                "the ID token is authorized for {}, not this app",
-                                azp.as_str()
-                            )));
-                        }
-                    }
-                    break claims;
-                }
+                Ok((claims, Ok(()))) => break claims,
                 Ok((_, Err(e))) => return Err(e),
                 Err(ClaimsVerificationError::SignatureVerification(
                     SignatureVerificationError::NoMatchingKey,
@@ -260,6 +248,17 @@ impl Oidc {
                 Err(e) => return Err(self.claims_error(e)),
             }
         };
+
+        // What openidconnect leaves unchecked: `nbf`, and `azp`, which when present must name us.
+        self.check_not_before(id_token)?;
+        if let Some(azp) = claims.authorized_party() {
+            if azp.as_str() != self.config.client_id.as_str() {
+                return Err(OidcError::TokenRefused(format!(
+                    "the ID token is authorized for {}, not this app",
+                    azp.as_str()
+                )));
+            }
+        }
 
         let mut all_claims = claim_map(&claims);
         if let Ok(request) = provider.client.user_info(
