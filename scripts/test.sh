@@ -12,12 +12,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '\n\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 started=$(date +%s)
-step_started=$started
-step() { # prints how long the previous step took, then names the next
-  local now; now=$(date +%s)
-  [ -n "${1:-}" ] && say "$1 (after $((now - started))s)"
-  step_started=$now
-}
+step() { say "$1 (after $(( $(date +%s) - started ))s)"; }
 
 step "installing what is missing"
 scripts/setup.sh test
@@ -47,6 +42,5 @@ trap 'rm -f "$rust_log" "$e2e_log"' EXIT
 (cd end2end && npx playwright test) 2>&1 | tee "$e2e_log"
 e2e_passed=$(grep -Eo '^ *[0-9]+ passed' "$e2e_log" | tail -n 1 | tr -dc 0-9)
 
-step ""
 say "all tests passed in $(( $(date +%s) - started ))s: Rust ${rust_passed}, Playwright ${e2e_passed:-0}"
 echo "$((rust_passed + ${e2e_passed:-0})) passed, 0 failed"

@@ -250,7 +250,8 @@ impl Oidc {
         };
 
         // What openidconnect leaves unchecked: `nbf`, and `azp`, which when present must name us.
-        self.check_not_before(id_token)?;
+        let id_token = id_token.to_string();
+        self.check_not_before(&id_token)?;
         if let Some(azp) = claims.authorized_party() {
             if azp.as_str() != self.config.client_id.as_str() {
                 return Err(OidcError::TokenRefused(format!(
@@ -284,7 +285,7 @@ impl Oidc {
                 .remove("sid")
                 .and_then(|v| v.as_str().map(str::to_owned)),
             claims: all_claims,
-            id_token: id_token.to_string(),
+            id_token,
         })
     }
 
@@ -498,31 +499,30 @@ impl Oidc {
     }
 
     /// `nbf`, which openidconnect does not read: a token not valid yet (beyond the allowed
-    /// skew) is refused. Called on a token whose signature has been verified.
-    fn check_not_before(&self, id_token: &CoreIdToken) -> Result<(), OidcError> {
+    /// skew) is refused. Takes the compact form of a token whose signature has been verified.
+    fn check_not_before(&self, id_token: &str) -> Result<(), OidcError> {
         use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-        let text = id_token.to_string();
-        let payload = text.split('.').nth(1).unwrap_or_default();
+        let payload = id_token.split('.').nth(1).unwrap_or_default();
         let nbf = URL_SAFE_NO_PAD
             .decode(payload)
             .ok()
             .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
             .and_then(|claims| claims.get("nbf").and_then(Value::as_i64));
+        let Some(ahead) = nbf.map(|nbf| nbf - Utc::now().timestamp()) else {
+            return Ok(());
+        };
         let skew = self.config.clock_skew.as_secs() as i64;
-        match nbf {
-            Some(nbf) if nbf - Utc::now().timestamp() > skew => {
-                let ahead = nbf - Utc::now().timestamp();
-                tracing::warn!(
-                    ahead_seconds = ahead,
-                    allowed_skew_seconds = skew,
-                    "ID token refused for time (nbf): check this server's clock"
-                );
-                Err(OidcError::TokenRefused(format!(
-                    "not valid for another {ahead}s (nbf)"
-                )))
-            }
-            _ => Ok(()),
+        if ahead <= skew {
+            return Ok(());
         }
+        tracing::warn!(
+            ahead_seconds = ahead,
+            allowed_skew_seconds = skew,
+            "ID token refused for time (nbf): check this server's clock"
+        );
+        Err(OidcError::TokenRefused(format!(
+            "not valid for another {ahead}s (nbf)"
+        )))
     }
 
     fn claims_error(&self, e: ClaimsVerificationError) -> OidcError {
