@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: runs every test. Installs what is missing, then:
-#   1. Rust unit and integration tests (cargo test --features ssr), and from their results the
-#      README's conformance table;
+#   1. Rust unit and integration tests (cargo test --features ssr), against real Redis and
+#      PostgreSQL servers started for the run, and from their results the README's
+#      conformance table;
 #   2. the release build (cargo leptos build --release), bundled as it is deployed: the server
 #      binary with its site/ directory next to it;
 #   3. the Playwright suite in end2end/, in Debian's Chromium, against that binary started on
@@ -17,9 +18,13 @@ step() { say "$1 (after $(( $(date +%s) - started ))s)"; }
 step "installing what is missing"
 scripts/setup.sh test
 
+step "starting Redis and PostgreSQL for the tests"
+source scripts/test-servers.sh
+start_test_servers
+
 step "Rust unit and integration tests"
 rust_log=$(mktemp)
-trap 'rm -f "$rust_log"' EXIT
+trap 'rm -f "$rust_log"; stop_test_servers' EXIT
 # One test thread: the integration tests each run an app in-process, and with several at once
 # a request now and then stalls before it reaches the server (seen only in-process; the
 # harness fails such a request after 20 s rather than hang).
@@ -38,7 +43,7 @@ cp -r target/site "$bundle/site"
 
 step "Playwright end-to-end tests in Chromium"
 e2e_log=$(mktemp)
-trap 'rm -f "$rust_log" "$e2e_log"' EXIT
+trap 'rm -f "$rust_log" "$e2e_log"; stop_test_servers' EXIT
 (cd end2end && npx playwright test) 2>&1 | tee "$e2e_log"
 e2e_passed=$(grep -Eo '^ *[0-9]+ passed' "$e2e_log" | tail -n 1 | tr -dc 0-9)
 

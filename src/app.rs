@@ -9,7 +9,7 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use crate::auth::{current_user, Profile, SignInFailure};
+use crate::auth::{current_user, Profile, SignInFailure, Visitor};
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -31,17 +31,19 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The signed-in user (or `None`), loaded once per page and shared by its parts.
-type UserResource = Resource<Option<Profile>>;
+/// Who is looking, loaded once per page and shared by its parts.
+type VisitorResource = Resource<Visitor>;
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     // Blocking: the server knows who is signed in before it sends the first byte, so a
     // protected page can still answer with a redirect.
-    let user: UserResource =
-        Resource::new_blocking(|| (), |_| async { current_user().await.unwrap_or(None) });
-    provide_context(user);
+    let visitor: VisitorResource = Resource::new_blocking(
+        || (),
+        |_| async { current_user().await.unwrap_or(Visitor::Anonymous) },
+    );
+    provide_context(visitor);
 
     view! {
         <Stylesheet id="leptos" href="/pkg/leptos_oidc.css" />
@@ -62,19 +64,26 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Runs `page` with the signed-in user once they are known.
-fn with_user<V: IntoView + 'static>(
-    page: impl Fn(Option<Profile>) -> V + Send + Sync + Clone + 'static,
+/// Runs `page` with the visitor once they are known.
+fn with_visitor<V: IntoView + 'static>(
+    page: impl Fn(Visitor) -> V + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
-    let user = expect_context::<UserResource>();
+    let visitor = expect_context::<VisitorResource>();
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
                 let page = page.clone();
-                Suspend::new(async move { page(user.await) })
+                Suspend::new(async move { page(visitor.await) })
             }}
         </Suspense>
     }
+}
+
+/// Runs `page` with the signed-in user, if any, once they are known.
+fn with_user<V: IntoView + 'static>(
+    page: impl Fn(Option<Profile>) -> V + Send + Sync + Clone + 'static,
+) -> impl IntoView {
+    with_visitor(move |visitor| page(visitor.user()))
 }
 
 #[component]
@@ -114,12 +123,21 @@ fn SignInLink(label: &'static str, return_to: Option<String>) -> impl IntoView {
 }
 
 /// A plain form: signs out with or without WASM. The token proves the post came from our page.
+/// With `everywhere`, a second button ends the user's sessions in every browser.
 #[component]
-fn SignOutForm(csrf_token: String) -> impl IntoView {
+fn SignOutForm(csrf_token: String, #[prop(optional)] everywhere: bool) -> impl IntoView {
     view! {
         <form class="sign-out" method="post" action="/logout">
             <input type="hidden" name="csrf" value=csrf_token />
             <button type="submit">"Sign out"</button>
+            {everywhere
+                .then(|| {
+                    view! {
+                        <button type="submit" name="everywhere" value="1" class="secondary">
+                            "Sign out everywhere"
+                        </button>
+                    }
+                })}
         </form>
     }
 }
@@ -133,15 +151,24 @@ fn Home() -> impl IntoView {
             <p>
                 "This app signs you in with your organisation's identity provider (Okta, Keycloak, Auth0, Google, or any certified OpenID provider) through the authorization code flow with PKCE, and shows what the provider says about you."
             </p>
-            {with_user(|user| match user {
-                Some(user) => {
+            {with_visitor(|visitor| match visitor {
+                Visitor::SignedIn(user) => {
                     view! {
                         <p class="welcome">"Welcome back, " {user.name.clone()} "."</p>
                         <A href="/profile" attr:class="button">"View your profile"</A>
                     }
                         .into_any()
                 }
-                None => view! { <SignInLink label="Sign in" return_to=None /> }.into_any(),
+                Visitor::SessionEnded => {
+                    view! {
+                        <p role="alert">{SignInFailure::SessionEnded.message()}</p>
+                        <SignInLink label="Sign in" return_to=None />
+                    }
+                        .into_any()
+                }
+                Visitor::Anonymous => {
+                    view! { <SignInLink label="Sign in" return_to=None /> }.into_any()
+                }
             })}
         </section>
     }
@@ -189,9 +216,12 @@ fn SignIn() -> impl IntoView {
 fn ProfilePage() -> impl IntoView {
     view! {
         <Title text="Profile" />
-        {with_user(|user| match user {
-            Some(user) => view! { <ProfileCard user /> }.into_any(),
-            None => view! { <SignInRedirect return_to="/profile" /> }.into_any(),
+        {with_visitor(|visitor| match visitor {
+            Visitor::SignedIn(user) => view! { <ProfileCard user=*user /> }.into_any(),
+            Visitor::SessionEnded => {
+                view! { <SignInRedirect return_to="/profile" ended=true /> }.into_any()
+            }
+            Visitor::Anonymous => view! { <SignInRedirect return_to="/profile" /> }.into_any(),
         })}
     }
 }
@@ -207,6 +237,22 @@ fn ProfileCard(user: Profile) -> impl IntoView {
                 <dd>{user.signed_in_at.clone()}</dd>
                 <dt>"Session ends"</dt>
                 <dd>{user.session_ends_at.clone()} " (sooner if unused)"</dd>
+                {user
+                    .access_token_expires_at
+                    .clone()
+                    .map(|at| {
+                        view! {
+                            <dt>"Access token expires"</dt>
+                            <dd>
+                                {at}
+                                {if user.access_token_renews {
+                                    " (renewed before then)"
+                                } else {
+                                    ""
+                                }}
+                            </dd>
+                        }
+                    })}
                 <dt>"Identity provider"</dt>
                 <dd>{user.issuer.clone()}</dd>
             </dl>
@@ -235,16 +281,25 @@ fn ProfileCard(user: Profile) -> impl IntoView {
                         .collect_view()}
                 </tbody>
             </table>
-            <SignOutForm csrf_token=user.csrf_token.clone() />
+            <SignOutForm csrf_token=user.csrf_token.clone() everywhere=true />
         </section>
     }
 }
 
 /// Sends a signed-out visitor to sign in, and back to `return_to` after: a 302 from the server,
-/// a page load in the browser.
+/// a page load in the browser. When their session has just `ended`, they go by the page that
+/// says so.
 #[component]
-fn SignInRedirect(return_to: &'static str) -> impl IntoView {
-    let url = format!("/login?return_to={}", encode_query_value(return_to));
+fn SignInRedirect(return_to: &'static str, #[prop(optional)] ended: bool) -> impl IntoView {
+    let return_to = encode_query_value(return_to);
+    let url = if ended {
+        format!(
+            "/signin?error={}&return_to={return_to}",
+            SignInFailure::SessionEnded.code()
+        )
+    } else {
+        format!("/login?return_to={return_to}")
+    };
     #[cfg(feature = "ssr")]
     leptos_axum::redirect(&url);
     #[cfg(feature = "hydrate")]

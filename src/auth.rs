@@ -4,9 +4,13 @@
 //!
 //! - `GET /login?return_to=/path` starts a sign-in and redirects to the provider.
 //! - `GET /authorization-code/callback` is the provider's redirect back.
-//! - `POST /logout` (with the session's CSRF token) signs out, at the provider too.
+//! - `POST /logout` (with the session's CSRF token) signs out, at the provider too; with
+//!   `everywhere` set, it ends every session of the user, in every browser.
+//! - `POST /backchannel-logout` is where the provider ends sessions (Back-Channel Logout 1.0).
 //!
-//! Each answers with a redirect, also on failure: to `/signin?error=<code>`, a page that says
+//! A page asks [`current_user`], which renews the access token shortly before it expires.
+//!
+//! Each browser-facing endpoint answers with a redirect, also on failure: to `/signin?error=<code>`, a page that says
 //! what happened with a 4xx/5xx status and offers to try again.
 
 use leptos::prelude::*;
@@ -24,7 +28,28 @@ pub struct Profile {
     pub claims: Vec<(String, String)>,
     pub signed_in_at: String,
     pub session_ends_at: String,
+    pub access_token_expires_at: Option<String>,
+    /// Whether the app renews the access token (it holds a refresh token).
+    pub access_token_renews: bool,
     pub csrf_token: String,
+}
+
+/// Who is looking at a page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Visitor {
+    Anonymous,
+    SignedIn(Box<Profile>),
+    /// Was signed in until this request: the provider would not renew the tokens.
+    SessionEnded,
+}
+
+impl Visitor {
+    pub fn user(self) -> Option<Profile> {
+        match self {
+            Self::SignedIn(profile) => Some(*profile),
+            _ => None,
+        }
+    }
 }
 
 /// Why a sign-in did not complete: the `error` of `/signin?error=...`.
@@ -40,10 +65,11 @@ pub enum SignInFailure {
     ProviderMisconfigured,
     ProviderTimeout,
     StorageUnavailable,
+    SessionEnded,
 }
 
 impl SignInFailure {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::AccessDenied,
         Self::ProviderError,
         Self::MissingCode,
@@ -54,6 +80,7 @@ impl SignInFailure {
         Self::ProviderMisconfigured,
         Self::ProviderTimeout,
         Self::StorageUnavailable,
+        Self::SessionEnded,
     ];
 
     pub fn code(self) -> &'static str {
@@ -68,6 +95,7 @@ impl SignInFailure {
             Self::ProviderMisconfigured => "provider_misconfigured",
             Self::ProviderTimeout => "provider_timeout",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::SessionEnded => "session_ended",
         }
     }
 
@@ -83,6 +111,7 @@ impl SignInFailure {
                 503
             }
             Self::ProviderTimeout => 504,
+            Self::SessionEnded => 401,
             _ => 400,
         }
     }
@@ -95,6 +124,7 @@ impl SignInFailure {
             Self::ProviderTimeout => "The sign-in service is not answering",
             Self::StorageUnavailable => "Sign-in could not be saved",
             Self::BadState => "This sign-in has expired",
+            Self::SessionEnded => "Your session has ended",
             _ => "Sign-in failed",
         }
     }
@@ -111,6 +141,7 @@ impl SignInFailure {
             Self::ProviderMisconfigured => "The identity provider's settings do not match this app's, so nobody can sign in until an administrator fixes them.",
             Self::ProviderTimeout => "The identity provider took too long to answer. Please try again in a moment.",
             Self::StorageUnavailable => "The app could not store your session. Please try again in a moment.",
+            Self::SessionEnded => "Your identity provider no longer vouches for your session (it may have been ended there, or expired), so you were signed out here. Please sign in again.",
         }
     }
 }
@@ -134,25 +165,42 @@ pub async fn callback(
     Ok(())
 }
 
-/// Signs out here and, when the provider supports it, at the provider.
+/// Signs out here and, when the provider supports it, at the provider. With `everywhere`, ends
+/// the user's sessions in every browser too.
 #[server(prefix = "", endpoint = "logout")]
-pub async fn logout(csrf: String) -> Result<(), ServerFnError> {
-    flow::redirect(&flow::logout(csrf).await);
+pub async fn logout(csrf: String, everywhere: Option<String>) -> Result<(), ServerFnError> {
+    flow::redirect(&flow::logout(csrf, everywhere.is_some()).await);
     Ok(())
 }
 
-/// The signed-in user, if any.
+/// Who is looking: signed in (with tokens renewed if they were about to expire), or not.
 #[server]
-pub async fn current_user() -> Result<Option<Profile>, ServerFnError> {
+pub async fn current_user() -> Result<Visitor, ServerFnError> {
     flow::current_user().await
 }
 
 #[cfg(feature = "ssr")]
+pub use flow::backchannel_logout;
+
+#[cfg(feature = "ssr")]
 mod flow {
-    use super::{Profile, SignInFailure};
-    use crate::{server::AppState, session};
-    use axum::http::{header, HeaderMap};
+    use super::{SignInFailure, Visitor};
+    use crate::{
+        oidc::{OidcError, Refreshed},
+        server::AppState,
+        session::{self, SessionUser},
+    };
+    use axum::{
+        extract::{rejection::FormRejection, State},
+        http::{header, HeaderMap, StatusCode},
+        response::{IntoResponse, Response},
+        Form, Json,
+    };
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     use leptos::prelude::*;
+    use serde::{Deserialize, Serialize};
+    use sha2::{Digest, Sha256};
+    use std::time::{Duration, Instant};
     use tower_sessions::Session;
 
     /// The app's state, provided to every request. Absent only when the app is rendered outside
@@ -301,7 +349,7 @@ mod flow {
         Ok(return_to)
     }
 
-    pub async fn logout(csrf: String) -> String {
+    pub async fn logout(csrf: String, everywhere: bool) -> String {
         let (Ok(app), Ok(session)) = (app_state(), session().await) else {
             return "/logout?error=failed".into();
         };
@@ -325,6 +373,19 @@ mod flow {
             );
             return "/logout?error=csrf".into();
         }
+        if everywhere {
+            match app
+                .sessions
+                .end_sessions_of(&user.issuer, &user.subject)
+                .await
+            {
+                Ok(ended) => tracing::info!(user_id = user.user_id, ended, "signed out everywhere"),
+                Err(e) => {
+                    tracing::error!(error = %e, "sign-out everywhere failed");
+                    return "/logout?error=failed".into();
+                }
+            }
+        }
         if let Err(e) = session::sign_out(&session).await {
             storage_failed(e);
             return "/logout?error=failed".into();
@@ -336,15 +397,180 @@ mod flow {
         }
     }
 
-    pub async fn current_user() -> Result<Option<Profile>, ServerFnError> {
+    pub async fn current_user() -> Result<Visitor, ServerFnError> {
         let Ok(app) = app_state() else {
-            return Ok(None);
+            return Ok(Visitor::Anonymous);
         };
         let session = leptos_axum::extract::<Session>().await?;
-        let user = session::current_user(&session, &app.config.session)
+        let Some(mut user) = session::current_user(&session, &app.config.session)
             .await
-            .map_err(|e| ServerFnError::new(e.to_string()))?;
-        Ok(user.map(|u| u.profile(&app.config.session)))
+            .map_err(|e| ServerFnError::new(e.to_string()))?
+        else {
+            return Ok(Visitor::Anonymous);
+        };
+        if session::tokens_due(&user) && !renew_tokens(&app, &session, &mut user).await {
+            session::sign_out(&session)
+                .await
+                .map_err(|e| ServerFnError::new(e.to_string()))?;
+            tracing::info!(user_id = user.user_id, "session ended: tokens not renewed");
+            return Ok(Visitor::SessionEnded);
+        }
+        Ok(Visitor::SignedIn(Box::new(
+            user.profile(&app.config.session),
+        )))
+    }
+
+    /// What became of a refresh, shared with the requests that waited for it.
+    #[derive(Debug, Serialize, Deserialize)]
+    enum Renewal {
+        Renewed(Refreshed),
+        /// The provider refused: the session ends.
+        Refused,
+        /// The provider could not be asked: the old tokens stay, and a later request tries again.
+        Later,
+    }
+
+    /// How long one refresh holds its claim: others wait for it meanwhile, and may try again after.
+    const REFRESH_CLAIM: Duration = Duration::from_secs(30);
+    const REFRESH_POLL: Duration = Duration::from_millis(25);
+
+    /// Renews the user's tokens, one refresh per session at a time: parallel requests, on this
+    /// instance or another, wait for the one that claimed it and take its result. `false` when
+    /// the provider refused, and the session must end.
+    async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser) -> bool {
+        let Some(refresh_token) = user.refresh_token.clone() else {
+            return true;
+        };
+        let key = URL_SAFE_NO_PAD.encode(Sha256::digest(refresh_token.as_bytes()));
+        let renewal = match app.sessions.claim_refresh(&key, REFRESH_CLAIM).await {
+            Ok(true) => {
+                let renewal = match app.oidc.refresh(&refresh_token, &user.subject).await {
+                    Ok(refreshed) => Renewal::Renewed(refreshed),
+                    Err(e @ (OidcError::Unavailable(_) | OidcError::Timeout(_))) => {
+                        tracing::warn!(error = %e, "token refresh postponed");
+                        Renewal::Later
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "token refresh refused");
+                        Renewal::Refused
+                    }
+                };
+                let published = serde_json::to_string(&renewal).unwrap_or_default();
+                if let Err(e) = app.sessions.finish_refresh(&key, &published).await {
+                    tracing::warn!(error = %e, "token refresh result not shared");
+                }
+                renewal
+            }
+            Ok(false) => wait_for_renewal(app, &key).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "token refresh not claimed");
+                Renewal::Later
+            }
+        };
+        match renewal {
+            Renewal::Renewed(refreshed) => {
+                if let Err(e) = session::keep_refreshed(session, user, refreshed).await {
+                    storage_failed(e);
+                }
+                tracing::info!(user_id = user.user_id, "tokens renewed");
+                true
+            }
+            Renewal::Refused => false,
+            Renewal::Later => true,
+        }
+    }
+
+    async fn wait_for_renewal(app: &AppState, key: &str) -> Renewal {
+        let deadline = Instant::now() + app.config.provider_timeout + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            match app.sessions.refresh_result(key).await {
+                Ok(Some(result)) => {
+                    return serde_json::from_str(&result).unwrap_or(Renewal::Later);
+                }
+                Ok(None) => tokio::time::sleep(REFRESH_POLL).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "token refresh result unreadable");
+                    break;
+                }
+            }
+        }
+        Renewal::Later
+    }
+
+    #[derive(Deserialize)]
+    pub struct LogoutTokenForm {
+        logout_token: String,
+    }
+
+    /// Why a back-channel logout was not done: the provider is told with a 400 (a bad token)
+    /// or a 503 (try again), and a JSON error body.
+    #[derive(Debug)]
+    pub enum BackchannelError {
+        BadRequest(String),
+        Unavailable(String),
+    }
+
+    impl IntoResponse for BackchannelError {
+        fn into_response(self) -> Response {
+            let (status, error, description) = match self {
+                Self::BadRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
+                Self::Unavailable(d) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    d,
+                ),
+            };
+            let body =
+                Json(serde_json::json!({ "error": error, "error_description": description }));
+            (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
+        }
+    }
+
+    /// `POST /backchannel-logout`: the provider orders the sessions of one of its sessions
+    /// (`sid`), or of a user (`sub`), ended. Every instance sharing the store sees them gone.
+    pub async fn backchannel_logout(
+        State(app): State<AppState>,
+        form: Result<Form<LogoutTokenForm>, FormRejection>,
+    ) -> Result<impl IntoResponse, BackchannelError> {
+        let Form(form) = form.map_err(|e| BackchannelError::BadRequest(e.body_text()))?;
+        let order = app
+            .oidc
+            .verify_logout_token(&form.logout_token)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "back-channel logout refused");
+                match e {
+                    OidcError::Unavailable(_) | OidcError::Timeout(_) => {
+                        BackchannelError::Unavailable(e.to_string())
+                    }
+                    _ => BackchannelError::BadRequest(e.to_string()),
+                }
+            })?;
+        let store_failed = |e: tower_sessions::session_store::Error| {
+            tracing::error!(error = %e, "back-channel logout: session store failed");
+            BackchannelError::Unavailable("the session store is unavailable".into())
+        };
+        let issuer = app.oidc.issuer();
+        if !app
+            .sessions
+            .first_use_of_logout_token(issuer, &order.jti, order.expires_at)
+            .await
+            .map_err(store_failed)?
+        {
+            tracing::warn!("back-channel logout refused: logout token replayed");
+            return Err(BackchannelError::BadRequest(
+                "logout token already used".into(),
+            ));
+        }
+        // A `sid` names one provider session: only its sessions end. A `sub` alone names them all.
+        let ended = match (&order.sid, &order.subject) {
+            (Some(sid), _) => app.sessions.end_provider_session(issuer, sid).await,
+            (None, Some(subject)) => app.sessions.end_sessions_of(issuer, subject).await,
+            (None, None) => Ok(0),
+        }
+        .map_err(store_failed)?;
+        tracing::info!(ended, by_sid = order.sid.is_some(), "back-channel logout");
+        Ok(([(header::CACHE_CONTROL, "no-store")], ""))
     }
 
     /// A request whose `Origin` (or, failing that, `Referer`) names another site is refused; a

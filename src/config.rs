@@ -44,7 +44,10 @@ pub struct Config {
     pub redirect_uri: RedirectUrl,
     /// Scopes requested beyond `openid` (which is always sent).
     pub scopes: Vec<String>,
+    /// `sqlite:path` (the default, `sqlite:data/app.db`) or `postgres://...`.
     pub database_url: String,
+    /// Where sessions are kept: the database, or Redis at this URL (`SESSION_STORE=redis`).
+    pub redis_url: Option<String>,
     /// Where the app is reached by browsers (scheme, host, port): the redirect URI's origin.
     pub public_origin: Url,
     /// Tolerance for clock differences with the provider (`exp`, `iat`, `nbf`).
@@ -120,12 +123,30 @@ impl Config {
         let scopes = scopes.into_iter().filter(|s| s != "openid").collect();
 
         let database_url = var("DATABASE_URL").unwrap_or_else(|| "sqlite:data/app.db".into());
-        if !database_url.starts_with("sqlite:") {
+        if !["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|scheme| database_url.starts_with(scheme))
+        {
             return Err(ConfigError::new(
                 "DATABASE_URL",
-                format!("\"{database_url}\" is not a sqlite: URL"),
+                format!("\"{database_url}\" is neither a sqlite: nor a postgres:// URL"),
             ));
         }
+        let redis_url = match var("SESSION_STORE").as_deref().map(str::trim) {
+            None | Some("database") => None,
+            Some("redis") => Some(var("REDIS_URL").ok_or_else(|| {
+                ConfigError::new(
+                    "REDIS_URL",
+                    "is not set (it is required with SESSION_STORE=redis)",
+                )
+            })?),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "SESSION_STORE",
+                    format!("\"{other}\" is neither \"database\" nor \"redis\""),
+                ))
+            }
+        };
 
         let seconds = |name: &str, default: u64| -> Result<Duration, ConfigError> {
             match var(name) {
@@ -142,6 +163,7 @@ impl Config {
             client_secret: ClientSecret::new(client_secret),
             scopes,
             database_url,
+            redis_url,
             clock_skew: seconds("OIDC_CLOCK_SKEW_SECONDS", 60)?,
             provider_timeout: seconds("OIDC_TIMEOUT_SECONDS", 10)?,
             session: SessionConfig {
@@ -230,13 +252,17 @@ mod tests {
             ("OIDC_SCOPES", "email profile"),
             ("DATABASE_URL", "mysql://x"),
             ("OIDC_CLOCK_SKEW_SECONDS", "soon"),
+            ("SESSION_STORE", "memcached"),
+            ("SESSION_STORE", "redis"),
         ] {
             let mut vars = vec![(name, value)];
             if name == "OIDC_ISSUER" {
                 vars.extend([("OIDC_CLIENT_ID", "a"), ("OIDC_CLIENT_SECRET", "b")]);
             }
-            let err = config(&vars).unwrap_err();
-            assert!(err.to_string().starts_with(&format!("{name}:")), "{err}");
+            let err = config(&vars).unwrap_err().to_string();
+            // SESSION_STORE=redis without REDIS_URL names the missing one.
+            let named = if value == "redis" { "REDIS_URL" } else { name };
+            assert!(err.starts_with(&format!("{named}:")), "{err}");
         }
     }
 

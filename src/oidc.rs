@@ -1,6 +1,6 @@
 //! Everything OpenID Connect: provider discovery and its signing keys (cached), the authorization
-//! request (state, nonce, PKCE S256), the code exchange, ID token validation, userinfo, and the
-//! provider's logout URL. It knows nothing of sessions, users or pages.
+//! request (state, nonce, PKCE S256), the code exchange, ID token validation, userinfo, token
+//! refresh, back-channel logout tokens, and the provider's logout URL. It knows nothing of sessions, users or pages.
 
 use std::{
     collections::BTreeMap,
@@ -9,18 +9,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::Utc;
 use openidconnect::{
     core::{
-        CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdToken, CoreIdTokenClaims,
-        CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreTokenType,
-        CoreUserInfoClaims,
+        CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreErrorResponseType,
+        CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKey, CoreJsonWebKeySet,
+        CoreJwsSigningAlgorithm, CoreTokenResponse, CoreTokenType, CoreUserInfoClaims,
     },
     reqwest, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, CsrfToken,
-    DiscoveryError, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, JsonWebKeySetUrl,
-    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RequestTokenError, Scope,
-    SignatureVerificationError, TokenResponse, UserInfoError,
+    DiscoveryError, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, JsonWebKey,
+    JsonWebKeySetUrl, LogoutRequest, Nonce, NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RefreshToken,
+    RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse, TokenResponse,
+    UserInfoError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,7 +116,35 @@ pub struct VerifiedUser {
     pub id_token: String,
     /// The provider's session id (`sid`), when it sends one.
     pub session_id: Option<String>,
+    pub access_token: String,
+    /// Unix seconds, when the provider says.
+    pub access_expires_at: Option<i64>,
+    pub refresh_token: Option<String>,
 }
+
+/// New tokens from a refresh, validated. What the provider did not renew stays as it was.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Refreshed {
+    pub access_token: String,
+    pub access_expires_at: Option<i64>,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+}
+
+/// What a valid logout token orders: end the sessions of the provider session `sid`, or of the
+/// subject, or both.
+#[derive(Clone, Debug)]
+pub struct LogoutOrder {
+    pub sid: Option<String>,
+    pub subject: Option<String>,
+    pub jti: String,
+    /// Unix seconds: until then, the same token must not work twice.
+    pub expires_at: i64,
+}
+
+const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// How long a logout token without `exp` is taken after its `iat`.
+const LOGOUT_TOKEN_MAX_AGE: i64 = 120;
 
 /// What discovery gave: the configured client, the keys, and the logout endpoint.
 struct Provider {
@@ -196,70 +226,16 @@ impl Oidc {
         let tokens = self
             .bounded(request.request_async(&self.http))
             .await?
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(e) => OidcError::CodeRefused(e.to_string()),
-                RequestTokenError::Request(e) => OidcError::Unavailable(e.to_string()),
-                // A readable response whose ID token is malformed (no `sub`, no `iat`, ...) is a
-                // refused token; anything else unreadable is a provider in trouble.
-                RequestTokenError::Parse(e, body) if has_id_token(&body) => {
-                    OidcError::TokenRefused(format!("malformed ID token: {e}"))
-                }
-                RequestTokenError::Parse(e, _) => {
-                    OidcError::Unavailable(format!("unreadable token response: {e}"))
-                }
-                RequestTokenError::Other(e) => OidcError::Unavailable(e),
-            })?;
-
-        if *tokens.token_type() != CoreTokenType::Bearer {
-            return Err(OidcError::TokenRefused(format!(
-                "token_type is {:?}, not Bearer",
-                tokens.token_type()
-            )));
-        }
+            .map_err(|e| token_error(e, OidcError::CodeRefused))?;
+        check_token_type(&tokens)?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| OidcError::TokenRefused("the token response has no id_token".into()))?;
         let nonce = Nonce::new(pending.nonce);
-
-        // A token signed with a key we have not seen may mean the provider rotated its keys:
-        // fetch them once more (rate limited) and try again.
-        let mut provider = provider;
-        let claims = loop {
-            let verified = {
-                let verifier = self.verifier(&provider);
-                id_token.claims(&verifier, &nonce).map(|claims| {
-                    let at_hash = access_token_hash_matches(claims, id_token, &verifier, &tokens);
-                    (claims.clone(), at_hash)
-                })
-            };
-            match verified {
-                Ok((claims, Ok(()))) => break claims,
-                Ok((_, Err(e))) => return Err(e),
-                Err(ClaimsVerificationError::SignatureVerification(
-                    SignatureVerificationError::NoMatchingKey,
-                )) => match self.refetch_keys(&provider).await {
-                    Some(fresh) => provider = fresh,
-                    None => {
-                        return Err(OidcError::TokenRefused(
-                            "no key of the provider matches the ID token's signature".into(),
-                        ))
-                    }
-                },
-                Err(e) => return Err(self.claims_error(e)),
-            }
-        };
-
-        // What openidconnect leaves unchecked: `nbf`, and `azp`, which when present must name us.
+        let (claims, provider) = self
+            .verified_claims(provider, id_token, &nonce, &tokens)
+            .await?;
         let id_token = id_token.to_string();
-        self.check_not_before(&id_token)?;
-        if let Some(azp) = claims.authorized_party() {
-            if azp.as_str() != self.config.client_id.as_str() {
-                return Err(OidcError::TokenRefused(format!(
-                    "the ID token is authorized for {}, not this app",
-                    azp.as_str()
-                )));
-            }
-        }
 
         let mut all_claims = claim_map(&claims);
         if let Ok(request) = provider.client.user_info(
@@ -281,11 +257,148 @@ impl Oidc {
         Ok(VerifiedUser {
             issuer: claims.issuer().to_string(),
             subject: claims.subject().to_string(),
-            session_id: all_claims
-                .remove("sid")
-                .and_then(|v| v.as_str().map(str::to_owned)),
+            // `sid` is not among the claims openidconnect parses: read it from the token itself.
+            session_id: signed_claim(&id_token, "sid").and_then(|v| v.as_str().map(str::to_owned)),
             claims: all_claims,
             id_token,
+            access_token: tokens.access_token().secret().clone(),
+            access_expires_at: expires_at(&tokens),
+            refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+        })
+    }
+
+    /// Renews the access token with the refresh token. A new ID token, when the provider sends
+    /// one, is validated like the first (no nonce required) and must name the same subject.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        subject: &str,
+    ) -> Result<Refreshed, OidcError> {
+        let provider = self.provider().await?;
+        let refresh_token = RefreshToken::new(refresh_token.to_owned());
+        let request = provider
+            .client
+            .exchange_refresh_token(&refresh_token)
+            .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?;
+        let tokens = self
+            .bounded(request.request_async(&self.http))
+            .await?
+            .map_err(|e| token_error(e, OidcError::TokenRefused))?;
+        check_token_type(&tokens)?;
+        let id_token = match tokens.id_token() {
+            Some(id_token) => {
+                let (claims, _) = self
+                    .verified_claims(provider, id_token, no_nonce, &tokens)
+                    .await?;
+                if claims.subject().as_str() != subject {
+                    return Err(OidcError::TokenRefused(
+                        "the refreshed ID token is about another subject".into(),
+                    ));
+                }
+                Some(id_token.to_string())
+            }
+            None => None,
+        };
+        Ok(Refreshed {
+            access_token: tokens.access_token().secret().clone(),
+            access_expires_at: expires_at(&tokens),
+            refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+            id_token,
+        })
+    }
+
+    /// Validates a back-channel logout token (OpenID Connect Back-Channel Logout 1.0, 2.6): a
+    /// JWT signed by the provider's keys with an allowed algorithm, for this client, with the
+    /// logout event, a `jti`, a `sid` or `sub`, and no `nonce`. Single use is the caller's to
+    /// enforce, with the `jti` and lifetime returned.
+    pub async fn verify_logout_token(&self, token: &str) -> Result<LogoutOrder, OidcError> {
+        let refused = |why: &str| OidcError::TokenRefused(format!("logout token: {why}"));
+        let mut provider = self.provider().await?;
+        let parts: Vec<&str> = token.split('.').collect();
+        let [header, payload, signature] = parts[..] else {
+            return Err(refused("not a signed JWT"));
+        };
+        let header = decode_json(header).ok_or_else(|| refused("unreadable header"))?;
+        let alg: CoreJwsSigningAlgorithm =
+            serde_json::from_value(header["alg"].clone()).map_err(|_| refused("unknown alg"))?;
+        if !provider.signing_algs.contains(&alg) {
+            return Err(refused("alg not allowed"));
+        }
+        if let Some(typ) = header.get("typ") {
+            let typ = typ.as_str().unwrap_or_default().to_ascii_lowercase();
+            let typ = typ.strip_prefix("application/").unwrap_or(&typ);
+            if typ != "logout+jwt" && typ != "jwt" {
+                return Err(refused("typ is not logout+jwt"));
+            }
+        }
+        let kid = header.get("kid").and_then(Value::as_str);
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| refused("unreadable signature"))?;
+        let signed = &token.as_bytes()[..token.len() - signature_len(token)];
+        loop {
+            let keys: Vec<&CoreJsonWebKey> = provider
+                .jwks
+                .keys()
+                .iter()
+                .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)
+                .collect();
+            match keys[..] {
+                [key] => {
+                    key.verify_signature(&alg, signed, &signature)
+                        .map_err(|_| refused("bad signature"))?;
+                    break;
+                }
+                [] if kid.is_some() => match self.refetch_keys(&provider).await {
+                    Some(fresh) => provider = fresh,
+                    None => return Err(refused("no key of the provider matches its kid")),
+                },
+                _ => return Err(refused("no kid, and the provider has several keys")),
+            }
+        }
+
+        let claims = decode_json(payload).ok_or_else(|| refused("unreadable claims"))?;
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        if text("iss").as_deref() != Some(self.issuer()) {
+            return Err(refused("another issuer"));
+        }
+        let client_id = self.config.client_id.as_str();
+        let for_us = match &claims["aud"] {
+            Value::String(aud) => aud == client_id,
+            Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(client_id)),
+            _ => false,
+        };
+        if !for_us {
+            return Err(refused("another audience"));
+        }
+        let now = Utc::now().timestamp();
+        let skew = self.config.clock_skew.as_secs() as i64;
+        let iat = claims["iat"].as_i64().ok_or_else(|| refused("no iat"))?;
+        if iat > now + skew {
+            return Err(refused("issued in the future"));
+        }
+        // `exp` is required by the final specification; older providers send none, and their
+        // tokens are taken for a short while after `iat`.
+        let expires_at = claims["exp"].as_i64().unwrap_or(iat + LOGOUT_TOKEN_MAX_AGE);
+        if expires_at + skew < now {
+            return Err(refused("expired"));
+        }
+        if !claims["events"][BACKCHANNEL_LOGOUT_EVENT].is_object() {
+            return Err(refused("no back-channel logout event"));
+        }
+        if claims.get("nonce").is_some() {
+            return Err(refused("carries a nonce"));
+        }
+        let jti = text("jti").ok_or_else(|| refused("no jti"))?;
+        let (sid, subject) = (text("sid"), text("sub"));
+        if sid.is_none() && subject.is_none() {
+            return Err(refused("names neither a sid nor a sub"));
+        }
+        Ok(LogoutOrder {
+            sid,
+            subject,
+            jti,
+            expires_at,
         })
     }
 
@@ -498,16 +611,57 @@ impl Oidc {
         })
     }
 
+    /// Verifies an ID token's signature and claims. A token signed with a key we have not seen
+    /// may mean the provider rotated its keys: they are fetched once more (rate limited) and the
+    /// token tried again. Returns the claims and the provider as it now is.
+    async fn verified_claims<N: NonceVerifier + Copy>(
+        &self,
+        mut provider: Arc<Provider>,
+        id_token: &CoreIdToken,
+        nonce: N,
+        tokens: &impl OAuth2TokenResponse,
+    ) -> Result<(CoreIdTokenClaims, Arc<Provider>), OidcError> {
+        let claims = loop {
+            let verified = {
+                let verifier = self.verifier(&provider);
+                id_token.claims(&verifier, nonce).map(|claims| {
+                    let at_hash = access_token_hash_matches(claims, id_token, &verifier, tokens);
+                    (claims.clone(), at_hash)
+                })
+            };
+            match verified {
+                Ok((claims, Ok(()))) => break claims,
+                Ok((_, Err(e))) => return Err(e),
+                Err(ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey,
+                )) => match self.refetch_keys(&provider).await {
+                    Some(fresh) => provider = fresh,
+                    None => {
+                        return Err(OidcError::TokenRefused(
+                            "no key of the provider matches the ID token's signature".into(),
+                        ))
+                    }
+                },
+                Err(e) => return Err(self.claims_error(e)),
+            }
+        };
+        // What openidconnect leaves unchecked: `nbf`, and `azp`, which when present must name us.
+        self.check_not_before(&id_token.to_string())?;
+        if let Some(azp) = claims.authorized_party() {
+            if azp.as_str() != self.config.client_id.as_str() {
+                return Err(OidcError::TokenRefused(format!(
+                    "the ID token is authorized for {}, not this app",
+                    azp.as_str()
+                )));
+            }
+        }
+        Ok((claims, provider))
+    }
+
     /// `nbf`, which openidconnect does not read: a token not valid yet (beyond the allowed
     /// skew) is refused. Takes the compact form of a token whose signature has been verified.
     fn check_not_before(&self, id_token: &str) -> Result<(), OidcError> {
-        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-        let payload = id_token.split('.').nth(1).unwrap_or_default();
-        let nbf = URL_SAFE_NO_PAD
-            .decode(payload)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-            .and_then(|claims| claims.get("nbf").and_then(Value::as_i64));
+        let nbf = signed_claim(id_token, "nbf").and_then(|nbf| nbf.as_i64());
         let Some(ahead) = nbf.map(|nbf| nbf - Utc::now().timestamp()) else {
             return Ok(());
         };
@@ -558,6 +712,65 @@ fn access_token_hash_matches(
         ));
     }
     Ok(())
+}
+
+/// A token endpoint's failure: `refused` for the provider's own refusal (`invalid_grant`...).
+fn token_error<RE: std::error::Error + 'static>(
+    e: RequestTokenError<RE, StandardErrorResponse<CoreErrorResponseType>>,
+    refused: fn(String) -> OidcError,
+) -> OidcError {
+    match e {
+        RequestTokenError::ServerResponse(e) => refused(e.to_string()),
+        RequestTokenError::Request(e) => OidcError::Unavailable(error_chain(&e)),
+        // A readable response whose ID token is malformed (no `sub`, no `iat`, ...) is a
+        // refused token; anything else unreadable is a provider in trouble.
+        RequestTokenError::Parse(e, body) if has_id_token(&body) => {
+            OidcError::TokenRefused(format!("malformed ID token: {e}"))
+        }
+        RequestTokenError::Parse(e, _) => {
+            OidcError::Unavailable(format!("unreadable token response: {e}"))
+        }
+        RequestTokenError::Other(e) => OidcError::Unavailable(e),
+    }
+}
+
+fn check_token_type(tokens: &CoreTokenResponse) -> Result<(), OidcError> {
+    if *tokens.token_type() != CoreTokenType::Bearer {
+        return Err(OidcError::TokenRefused(format!(
+            "token_type is {:?}, not Bearer",
+            tokens.token_type()
+        )));
+    }
+    Ok(())
+}
+
+/// When the access token expires, in Unix seconds, if the provider said.
+fn expires_at(tokens: &CoreTokenResponse) -> Option<i64> {
+    tokens
+        .expires_in()
+        .map(|d| Utc::now().timestamp() + d.as_secs() as i64)
+}
+
+/// A refreshed ID token carries no nonce, or the first one: either way there is none to check.
+fn no_nonce(_: Option<&Nonce>) -> Result<(), String> {
+    Ok(())
+}
+
+/// A base64url JSON part of a JWT.
+fn decode_json(part: &str) -> Option<Value> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// A claim of a compact JWT whose signature has been verified, as it was sent.
+fn signed_claim(jwt: &str, name: &str) -> Option<Value> {
+    let mut claims = decode_json(jwt.split('.').nth(1)?)?;
+    claims.get_mut(name).map(Value::take)
+}
+
+/// The length of a compact JWS's last part with its dot: what is left is the signed input.
+fn signature_len(token: &str) -> usize {
+    token.len() - token.rfind('.').unwrap_or(token.len())
 }
 
 /// Whether a token response body is a JSON object with an `id_token` string.

@@ -2,6 +2,15 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::{
+    app::{shell, App},
+    auth,
+    config::{self, Config},
+    db,
+    oidc::Oidc,
+    session,
+    users::Users,
+};
 use axum::{
     extract::{FromRef, Request},
     http::{header, HeaderValue},
@@ -11,16 +20,6 @@ use axum::{
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use tower_sessions::ExpiredDeletion;
-use tower_sessions_sqlx_store::SqliteStore;
-
-use crate::{
-    app::{shell, App},
-    config::{self, Config},
-    oidc::Oidc,
-    session,
-    users::{self, Users},
-};
 
 /// What every handler and server function may use; server functions get it as context.
 #[derive(Clone, FromRef)]
@@ -29,6 +28,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub oidc: Arc<Oidc>,
     pub users: Users,
+    pub sessions: session::Store,
 }
 
 /// Logs to stderr; `RUST_LOG` chooses what (default: this app at info, the rest at warn).
@@ -57,26 +57,26 @@ pub async fn run() -> Result<(), String> {
 /// The whole app as a router. The provider is not contacted here: the app starts, and serves
 /// its public pages, while the provider is down.
 pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router, String> {
-    let pool = users::open_database(&config.database_url).await?;
-    let store = SqliteStore::new(pool.clone());
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("session store migration failed: {e}"))?;
+    let db = db::open(&config.database_url).await?;
+    let sessions = match &config.redis_url {
+        Some(url) => session::Store::in_redis(url).await?,
+        None => session::Store::in_database(db.clone()).await?,
+    };
     // Expired sessions are deleted, not kept forever.
     tokio::spawn(
-        store
+        sessions
             .clone()
-            .continuously_delete_expired(Duration::from_secs(60)),
+            .delete_expired_forever(Duration::from_secs(60)),
     );
 
-    let session_layer = session::layer(store, &config.session);
+    let session_layer = session::layer(sessions.clone(), &config.session);
     let oidc = Arc::new(Oidc::new(config.clone()));
     tokio::spawn(oidc.clone().keep_fresh());
     let state = AppState {
         leptos_options: leptos_options.clone(),
         oidc,
-        users: Users::new(pool),
+        users: Users::new(db),
+        sessions,
         config: Arc::new(config),
     };
     let routes = generate_route_list(App);
@@ -86,6 +86,10 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
         move || provide_context(state.clone())
     };
     Ok(Router::new()
+        .route(
+            "/backchannel-logout",
+            axum::routing::post(auth::backchannel_logout),
+        )
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = leptos_options.clone();
             move || shell(options.clone())

@@ -1,16 +1,13 @@
 //! Users: one record per identity (issuer and subject), created at the first sign-in and
-//! updated at each later one. The database itself (SQLite, migrations) opens here too.
-
-use std::{path::Path, str::FromStr, time::Duration};
+//! updated at each later one.
 
 use chrono::Utc;
 use serde_json::Value;
-use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    SqlitePool,
-};
 
-use crate::oidc::VerifiedUser;
+use crate::{
+    db::{on_db, Db},
+    oidc::VerifiedUser,
+};
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct User {
@@ -26,41 +23,14 @@ pub struct User {
     pub login_count: i64,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Users {
-    pool: SqlitePool,
-}
-
-/// Opens (creating if needed) the SQLite database at `url` and brings its schema up to date.
-pub async fn open_database(url: &str) -> Result<SqlitePool, String> {
-    let options = SqliteConnectOptions::from_str(url)
-        .map_err(|e| format!("DATABASE_URL: {e}"))?
-        .create_if_missing(true)
-        // WAL lets readers go on while a sign-in writes.
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5));
-    if let Some(dir) = Path::new(options.get_filename()).parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("DATABASE_URL: cannot create {}: {e}", dir.display()))?;
-        }
-    }
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await
-        .map_err(|e| format!("DATABASE_URL: cannot open {url}: {e}"))?;
-    sqlx::migrate!("./migrations")
-        .run(&pool)
-        .await
-        .map_err(|e| format!("database migration failed: {e}"))?;
-    Ok(pool)
+    db: Db,
 }
 
 impl Users {
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 
     /// Creates the user at their first sign-in; updates their claims at each later one.
@@ -74,9 +44,9 @@ impl Users {
         };
         let claims = serde_json::to_string(&verified.claims).unwrap_or_else(|_| "{}".into());
         let now = Utc::now().timestamp();
-        sqlx::query_as::<_, User>(
+        on_db!(&self.db, pool => sqlx::query_as::<_, User>(
             "INSERT INTO users (issuer, subject, email, name, claims, created_at, last_login_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
              ON CONFLICT (issuer, subject) DO UPDATE SET
                  email = excluded.email,
                  name = excluded.name,
@@ -91,22 +61,22 @@ impl Users {
         .bind(text("name"))
         .bind(claims)
         .bind(now)
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(pool)
+        .await)
     }
 
     pub async fn find(&self, issuer: &str, subject: &str) -> Result<Option<User>, sqlx::Error> {
-        sqlx::query_as("SELECT * FROM users WHERE issuer = ?1 AND subject = ?2")
+        on_db!(&self.db, pool => sqlx::query_as("SELECT * FROM users WHERE issuer = $1 AND subject = $2")
             .bind(issuer)
             .bind(subject)
-            .fetch_optional(&self.pool)
-            .await
+            .fetch_optional(pool)
+            .await)
     }
 
     pub async fn count(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await
+        on_db!(&self.db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(pool)
+            .await)
     }
 }
 
@@ -130,13 +100,16 @@ mod tests {
             claims,
             id_token: "header.payload.signature".into(),
             session_id: None,
+            access_token: "access".into(),
+            access_expires_at: None,
+            refresh_token: None,
         }
     }
 
     async fn users() -> (Users, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}/nested/users.db", dir.path().display());
-        (Users::new(open_database(&url).await.unwrap()), dir)
+        (Users::new(crate::db::open(&url).await.unwrap()), dir)
     }
 
     #[tokio::test]
@@ -186,12 +159,12 @@ mod tests {
     async fn users_survive_reopening_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}/users.db", dir.path().display());
-        let id = Users::new(open_database(&url).await.unwrap())
+        let id = Users::new(crate::db::open(&url).await.unwrap())
             .upsert(&verified("bob", "Bob"))
             .await
             .unwrap()
             .id;
-        let reopened = Users::new(open_database(&url).await.unwrap());
+        let reopened = Users::new(crate::db::open(&url).await.unwrap());
         let bob = reopened
             .find("https://idp.example", "bob")
             .await

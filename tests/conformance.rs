@@ -1,5 +1,5 @@
-//! The OpenID Foundation's relying-party test plans (Basic RP, Config RP, RP-Initiated Logout),
-//! and attacks past them, each against the test provider made to misbehave just so.
+//! The OpenID Foundation's relying-party test plans (Basic RP, Config RP, RP-Initiated Logout,
+//! Back-Channel Logout), and attacks past them, each against the test provider made to misbehave just so.
 //!
 //! Each test's doc comment is one line, `id: what the provider does → what the app must do`;
 //! `scripts/conformance-table.sh` turns these and the run's results into the README's table.
@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use support::{
-    default_jwks, jwk, query_param, run, start_app, Behaviour, Key, Page, Signer, TestApp,
-    TestProvider, CLIENT_ID, CLIENT_SECRET,
+    default_jwks, jwk, logout_claims, query_param, run, sign_jwt, start_app, Behaviour, Key, Page,
+    Signer, TestApp, TestProvider, CLIENT_ID, CLIENT_SECRET,
 };
 
 async fn setup(behaviour: Behaviour) -> (TestApp, TestProvider) {
@@ -348,6 +348,262 @@ fn rp_init_logout() {
             format!("{}/", app.url)
         );
         assert!(!app.signed_in().await);
+    })
+}
+
+// Back-Channel Logout
+
+/// Signs in (the provider's session is `provider-session-1`), then posts `token` to the app's
+/// back-channel logout endpoint as the provider would. Returns the answer and the app.
+async fn back_channel(token: impl FnOnce(&str) -> String) -> (reqwest::Response, TestApp) {
+    let (app, provider) = assert_accepted(Behaviour::default()).await;
+    let answer = post_logout_token(&app, &token(&provider.issuer)).await;
+    (answer, app)
+}
+
+async fn post_logout_token(app: &TestApp, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/backchannel-logout", app.url))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A logout token signed as the provider signs, with these changes to a valid one's claims.
+fn logout_token(issuer: &str, changes: &[(&str, Value)]) -> String {
+    let mut claims = logout_claims(issuer);
+    for (name, value) in changes {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(*name);
+        } else {
+            claims[*name] = value.clone();
+        }
+    }
+    sign_jwt(&Signer::default(), &claims)
+}
+
+/// The app refused the logout token with a 400 and a JSON error, and the session lives on.
+async fn assert_logout_refused(answer: reqwest::Response, app: &TestApp) {
+    assert_eq!(answer.status(), 400);
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        app.signed_in().await,
+        "a refused logout token ended the session"
+    );
+}
+
+/// rp-backchannel-rpinitlogout: a valid logout token for the provider session → 200 with no-store, that session ended
+#[test]
+fn rp_backchannel_rpinitlogout() {
+    run(async {
+        let (answer, app) = back_channel(|issuer| logout_token(issuer, &[])).await;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.headers()["cache-control"], "no-store");
+        assert!(!app.signed_in().await);
+        // The user stays; only the session ended.
+        assert_eq!(app.user_count().await, 1);
+    })
+}
+
+/// rp-backchannel-rpinitlogout-lt-alg-none: an unsigned logout token (`alg: none`) → refused, 400
+#[test]
+fn rp_backchannel_rpinitlogout_lt_alg_none() {
+    run(async {
+        let (answer, app) =
+            back_channel(|issuer| sign_jwt(&Signer::Unsigned, &logout_claims(issuer))).await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// rp-backchannel-rpinitlogout-lt-wrong-alg: a logout token signed HS256 with the client secret → refused, 400
+#[test]
+fn rp_backchannel_rpinitlogout_lt_wrong_alg() {
+    run(async {
+        let (answer, app) = back_channel(|issuer| {
+            sign_jwt(
+                &Signer::Hmac(CLIENT_SECRET.as_bytes().to_vec()),
+                &logout_claims(issuer),
+            )
+        })
+        .await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// rp-backchannel-rpinitlogout-lt-wrong-aud: a logout token for another client → refused, 400
+#[test]
+fn rp_backchannel_rpinitlogout_lt_wrong_aud() {
+    run(async {
+        let (answer, app) =
+            back_channel(|issuer| logout_token(issuer, &[("aud", json!("another-client"))])).await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// rp-backchannel-rpinitlogout-lt-wrong-iss: a logout token from another issuer → refused, 400
+#[test]
+fn rp_backchannel_rpinitlogout_lt_wrong_iss() {
+    run(async {
+        let (answer, app) = back_channel(|issuer| {
+            logout_token(issuer, &[("iss", json!("https://another-issuer.example"))])
+        })
+        .await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// rp-backchannel-rpinitlogout-lt-no-event: a logout token without the `events` claim → refused, 400
+#[test]
+fn rp_backchannel_rpinitlogout_lt_no_event() {
+    run(async {
+        let (answer, app) =
+            back_channel(|issuer| logout_token(issuer, &[("events", Value::Null)])).await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// rp-backchannel-rpinitlogout-lt-wrong-event: a logout token whose event is not the back-channel logout one → refused, 400
+#[test]
+fn rp_backchannel_rpinitlogout_lt_wrong_event() {
+    run(async {
+        let (answer, app) = back_channel(|issuer| {
+            logout_token(
+                issuer,
+                &[(
+                    "events",
+                    json!({ "http://schemas.openid.net/event/other": {} }),
+                )],
+            )
+        })
+        .await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// rp-backchannel-rpinitlogout-lt-with-nonce: a logout token with a `nonce` → refused, 400
+#[test]
+fn rp_backchannel_rpinitlogout_lt_with_nonce() {
+    run(async {
+        let (answer, app) =
+            back_channel(|issuer| logout_token(issuer, &[("nonce", json!("n-0S6_WzA2Mj"))])).await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// x-backchannel-bad-signature: a logout token with a broken signature → refused, 400
+#[test]
+fn x_backchannel_bad_signature() {
+    run(async {
+        let (answer, app) = back_channel(|issuer| {
+            let mut token = logout_token(issuer, &[]);
+            let at = token.len() - 20;
+            let flipped = if &token[at..=at] == "A" { "B" } else { "A" };
+            token.replace_range(at..=at, flipped);
+            token
+        })
+        .await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// x-backchannel-replay: the same logout token twice, the session signed in again between → the second refused, 400
+#[test]
+fn x_backchannel_replay() {
+    run(async {
+        let (app, provider) = assert_accepted(Behaviour::default()).await;
+        let token = logout_token(&provider.issuer, &[]);
+        assert_eq!(post_logout_token(&app, &token).await.status(), 200);
+        assert!(!app.signed_in().await);
+        app.sign_in(&provider).await;
+        assert_logout_refused(post_logout_token(&app, &token).await, &app).await;
+    })
+}
+
+/// x-backchannel-expired: a logout token past its `exp` → refused, 400
+#[test]
+fn x_backchannel_expired() {
+    run(async {
+        let (answer, app) = back_channel(|issuer| {
+            let now = support::now();
+            logout_token(
+                issuer,
+                &[("iat", json!(now - 900)), ("exp", json!(now - 600))],
+            )
+        })
+        .await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// x-backchannel-no-sid-no-sub: a logout token naming neither a `sid` nor a `sub` → refused, 400
+#[test]
+fn x_backchannel_no_sid_no_sub() {
+    run(async {
+        let (answer, app) = back_channel(|issuer| {
+            logout_token(issuer, &[("sid", Value::Null), ("sub", Value::Null)])
+        })
+        .await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// x-backchannel-no-jti: a logout token without `jti` (so its single use cannot be enforced) → refused, 400
+#[test]
+fn x_backchannel_no_jti() {
+    run(async {
+        let (answer, app) =
+            back_channel(|issuer| logout_token(issuer, &[("jti", Value::Null)])).await;
+        assert_logout_refused(answer, &app).await;
+    })
+}
+
+/// x-backchannel-not-a-token: a post without a logout token, or with garbage → refused, 400
+#[test]
+fn x_backchannel_not_a_token() {
+    run(async {
+        let (app, _) = assert_accepted(Behaviour::default()).await;
+        let empty = reqwest::Client::new()
+            .post(format!("{}/backchannel-logout", app.url))
+            .form(&[("something", "else")])
+            .send()
+            .await
+            .unwrap();
+        assert_logout_refused(empty, &app).await;
+        assert_logout_refused(post_logout_token(&app, "garbage").await, &app).await;
+    })
+}
+
+/// x-backchannel-other-sid: a valid logout token for another provider session → 200, this session kept
+#[test]
+fn x_backchannel_other_sid() {
+    run(async {
+        let (answer, app) =
+            back_channel(|issuer| logout_token(issuer, &[("sid", json!("provider-session-2"))]))
+                .await;
+        assert_eq!(answer.status(), 200);
+        assert!(app.signed_in().await);
+    })
+}
+
+/// x-backchannel-sub-only: a valid logout token naming only the subject → 200, every session of the user ended
+#[test]
+fn x_backchannel_sub_only() {
+    run(async {
+        let (app, provider) = assert_accepted(Behaviour::default()).await;
+        let other = app.in_another_browser();
+        provider.set_behaviour(with_id_token_claims(&[(
+            "sid",
+            json!("provider-session-2"),
+        )]));
+        other.sign_in(&provider).await;
+        assert!(other.signed_in().await);
+        let token = logout_token(&provider.issuer, &[("sid", Value::Null)]);
+        assert_eq!(post_logout_token(&app, &token).await.status(), 200);
+        assert!(!app.signed_in().await);
+        assert!(!other.signed_in().await);
     })
 }
 

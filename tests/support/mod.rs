@@ -114,6 +114,16 @@ pub struct Behaviour {
     pub token_fields: Map<String, Value>,
     /// Claims merged over the correct userinfo response.
     pub userinfo_claims: Map<String, Value>,
+    /// Issue refresh tokens (rotated at each use: an old one is refused, as real providers do).
+    pub refresh_tokens: bool,
+    /// The access token's lifetime in seconds (300 by default).
+    pub expires_in: Option<i64>,
+    /// Refreshes take this long.
+    pub refresh_delay: Option<std::time::Duration>,
+    /// Refuse every refresh (`invalid_grant`): the provider ended the grant.
+    pub refresh_refused: bool,
+    /// Overrides of the refreshed ID token's claims (`null` removes one).
+    pub refresh_id_token_claims: Map<String, Value>,
 }
 
 struct Grant {
@@ -127,7 +137,11 @@ struct ProviderState {
     grants: HashMap<String, Grant>,
     behaviour: Behaviour,
     token_requests: usize,
+    refresh_requests: usize,
     jwks_requests: usize,
+    /// Refresh tokens that still work.
+    refresh_tokens: std::collections::HashSet<String>,
+    issued: usize,
 }
 
 pub struct TestProvider {
@@ -216,6 +230,11 @@ impl TestProvider {
         self.state.lock().unwrap().token_requests
     }
 
+    /// Refresh requests, refused ones included.
+    pub fn refresh_requests(&self) -> usize {
+        self.state.lock().unwrap().refresh_requests
+    }
+
     pub fn jwks_requests(&self) -> usize {
         self.state.lock().unwrap().jwks_requests
     }
@@ -284,6 +303,9 @@ async fn token(
     let (grant, behaviour) = {
         let mut state = p.state.lock().unwrap();
         state.token_requests += 1;
+        if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+            state.refresh_requests += 1;
+        }
         let grant = form.get("code").and_then(|c| state.grants.remove(c));
         (grant, state.behaviour.clone())
     };
@@ -297,6 +319,9 @@ async fn token(
         != Some(&expected_auth)
     {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        return refresh(&p, &behaviour, form.get("refresh_token")).await;
     }
     let Some(grant) = grant else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
@@ -339,11 +364,68 @@ async fn token(
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": 300,
+        "expires_in": behaviour.expires_in.unwrap_or(300),
         "id_token": id_token,
     });
+    if behaviour.refresh_tokens {
+        response["refresh_token"] = new_refresh_token(&p).into();
+    }
     merge(&mut response, &behaviour.token_fields);
     Json(response).into_response()
+}
+
+fn new_refresh_token(p: &Shared) -> String {
+    let mut state = p.state.lock().unwrap();
+    state.issued += 1;
+    let token = format!("rt-{}-{}", state.issued, unique_name());
+    state.refresh_tokens.insert(token.clone());
+    token
+}
+
+/// The refresh grant: a known refresh token is used up and a new one issued with new tokens.
+async fn refresh(p: &Shared, behaviour: &Behaviour, token: Option<&String>) -> Response {
+    if let Some(delay) = behaviour.refresh_delay {
+        tokio::time::sleep(delay).await;
+    }
+    let known = token.is_some_and(|t| p.state.lock().unwrap().refresh_tokens.remove(t));
+    if !known || behaviour.refresh_refused {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    let (issued, now) = (p.state.lock().unwrap().issued, now());
+    let access_token = format!("at-refreshed-{issued}");
+    let mut claims = json!({
+        "iss": p.issuer,
+        "sub": SUBJECT,
+        "aud": CLIENT_ID,
+        "exp": now + 300,
+        "iat": now,
+        "at_hash": at_hash(&access_token),
+    });
+    merge(&mut claims, &behaviour.refresh_id_token_claims);
+    Json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": behaviour.expires_in.unwrap_or(300),
+        "refresh_token": new_refresh_token(p),
+        "id_token": sign_jwt(&behaviour.signer, &claims),
+    }))
+    .into_response()
+}
+
+/// The claims of a valid back-channel logout token for `sid` (and `sub`): change them to make
+/// it invalid.
+pub fn logout_claims(issuer: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": issuer,
+        "sub": SUBJECT,
+        "aud": CLIENT_ID,
+        "iat": now,
+        "exp": now + 120,
+        "jti": format!("jti-{}", unique_name()),
+        "sid": "provider-session-1",
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    })
 }
 
 async fn userinfo(State(p): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -418,40 +500,158 @@ pub fn sign_jwt(signer: &Signer, claims: &Value) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
-/// The app, in-process, on a free loopback port, with its own database.
+/// Where an app keeps users and sessions. Apps started on the same `Stores` share them, as
+/// instances behind a load balancer do.
+#[derive(Clone)]
+pub struct Stores {
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    _dir: Arc<TempDir>,
+}
+
+/// A server the test scripts start (`scripts/test-servers.sh`); tests that need one fail loudly
+/// without it rather than skip.
+fn test_server(variable: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!("{variable} is not set: run the tests with scripts/test.sh, which starts Redis and PostgreSQL")
+    })
+}
+
+impl Stores {
+    /// The embedded default: one SQLite file for users and sessions.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            database_url: format!("sqlite:{}/app.db", dir.path().display()),
+            redis_url: None,
+            _dir: Arc::new(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database of its own, for users and sessions.
+    pub async fn postgres() -> Self {
+        use sqlx::{Connection, Executor};
+        let admin_url = test_server("TEST_POSTGRES_URL");
+        let name = format!("leptos_oidc_{}", unique_name());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let mut url = Url::parse(&admin_url).unwrap();
+        url.set_path(&name);
+        Self {
+            database_url: url.into(),
+            ..Self::sqlite()
+        }
+    }
+
+    /// PostgreSQL for users, Redis for sessions: the multi-instance set-up of the README.
+    pub async fn postgres_and_redis() -> Self {
+        Self {
+            redis_url: Some(test_server("TEST_REDIS_URL")),
+            ..Self::postgres().await
+        }
+    }
+
+    /// SQLite for users, Redis for sessions.
+    pub fn sqlite_and_redis() -> Self {
+        Self {
+            redis_url: Some(test_server("TEST_REDIS_URL")),
+            ..Self::sqlite()
+        }
+    }
+}
+
+/// A name no other test (in this run or an earlier one) has used.
+fn unique_name() -> String {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}_{}_{n}", now(), std::process::id())
+}
+
+/// The app, in-process, on a free loopback port.
 pub struct TestApp {
     pub url: String,
     pub database_url: String,
     pub client: reqwest::Client,
-    _dir: Arc<TempDir>,
+    issuer: String,
+    stores: Stores,
+    vars: Vec<(&'static str, String)>,
+    stop: Option<Arc<tokio::sync::Notify>>,
+    server: Option<Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>>,
 }
 
+/// The app with its own SQLite database.
 pub async fn start_app(issuer: &str) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_app_with(issuer, &Stores::sqlite(), &[]).await
+}
+
+/// The app on `stores`, with these settings beside the test's own.
+pub async fn start_app_with(
+    issuer: &str,
+    stores: &Stores,
+    vars: &[(&'static str, &str)],
+) -> TestApp {
+    let vars = vars.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    serve(
+        issuer,
+        stores.clone(),
+        vars,
+        "127.0.0.1:0".parse().unwrap(),
+        browser(),
+    )
+    .await
+}
+
+async fn serve(
+    issuer: &str,
+    stores: Stores,
+    extra: Vec<(&'static str, String)>,
+    addr: SocketAddr,
+    client: reqwest::Client,
+) -> TestApp {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let database_url = format!("sqlite:{}/app.db", dir.path().display());
-    let vars: HashMap<&str, String> = [
+    let mut vars: HashMap<&str, String> = [
         ("OIDC_ISSUER", issuer.to_owned()),
         ("OIDC_CLIENT_ID", CLIENT_ID.to_owned()),
         ("OIDC_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
-        ("DATABASE_URL", database_url.clone()),
+        ("DATABASE_URL", stores.database_url.clone()),
         ("OIDC_TIMEOUT_SECONDS", "2".to_owned()),
     ]
     .into();
+    if let Some(redis) = &stores.redis_url {
+        vars.insert("SESSION_STORE", "redis".into());
+        vars.insert("REDIS_URL", redis.clone());
+    }
+    vars.extend(extra.iter().cloned());
     let config = Config::from_lookup(addr, |name| vars.get(name).cloned()).unwrap();
     let options = LeptosOptions::builder()
         .output_name("leptos_oidc")
-        .site_root(dir.path().display().to_string())
+        .site_root(stores._dir.path().display().to_string())
         .site_addr(addr)
         .build();
     let router = leptos_oidc::server::app(config, options).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.notified().await })
+                .await
+                .unwrap()
+        }
+    });
     TestApp {
         url: format!("http://{addr}"),
-        database_url,
-        client: browser(),
-        _dir: Arc::new(dir),
+        database_url: stores.database_url.clone(),
+        client,
+        issuer: issuer.to_owned(),
+        stores,
+        vars: extra,
+        stop: Some(stop),
+        server: Some(Arc::new(Mutex::new(Some(server)))),
     }
 }
 
@@ -483,12 +683,55 @@ pub struct Page {
 impl TestApp {
     /// The same app, seen from another browser (no cookies).
     pub fn in_another_browser(&self) -> TestApp {
+        self.seen_by(browser())
+    }
+
+    /// The same app, seen by `client` (a browser that has cookies already, say).
+    pub fn seen_by(&self, client: reqwest::Client) -> TestApp {
         TestApp {
             url: self.url.clone(),
             database_url: self.database_url.clone(),
-            client: browser(),
-            _dir: self._dir.clone(),
+            client,
+            issuer: self.issuer.clone(),
+            stores: self.stores.clone(),
+            vars: self.vars.clone(),
+            stop: self.stop.clone(),
+            server: self.server.clone(),
         }
+    }
+
+    /// Another instance of the app on the same stores (as behind a load balancer), seen by the
+    /// same browser: cookies are per host, not per port.
+    pub async fn another_instance(&self) -> TestApp {
+        serve(
+            &self.issuer,
+            self.stores.clone(),
+            self.vars.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            self.client.clone(),
+        )
+        .await
+    }
+
+    /// Stops the app (gracefully, as on SIGTERM) and starts it again on the same port and
+    /// stores: what a deploy does.
+    pub async fn restart(self) -> TestApp {
+        if let Some(stop) = &self.stop {
+            stop.notify_one();
+        }
+        let server = self.server.as_ref().and_then(|s| s.lock().unwrap().take());
+        if let Some(server) = server {
+            server.await.unwrap();
+        }
+        let addr = self.url.trim_start_matches("http://").parse().unwrap();
+        serve(
+            &self.issuer,
+            self.stores.clone(),
+            self.vars.clone(),
+            addr,
+            self.client.clone(),
+        )
+        .await
     }
 
     pub async fn get(&self, path_or_url: &str) -> Page {
@@ -533,14 +776,10 @@ impl TestApp {
     }
 
     pub async fn user_count(&self) -> i64 {
-        Users::new(
-            leptos_oidc::users::open_database(&self.database_url)
-                .await
-                .unwrap(),
-        )
-        .count()
-        .await
-        .unwrap()
+        Users::new(leptos_oidc::db::open(&self.database_url).await.unwrap())
+            .count()
+            .await
+            .unwrap()
     }
 
     /// Whether the browser is signed in, as the profile page tells.

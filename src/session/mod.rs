@@ -1,5 +1,9 @@
-//! Sessions: the cookie and its store, the sign-ins waiting for the provider's answer, and the
-//! signed-in user with their idle and absolute lifetimes.
+//! Sessions: the cookie, the sign-ins waiting for the provider's answer, and the signed-in user
+//! with their tokens and their idle and absolute lifetimes. Where sessions are kept, and how
+//! they are ended from anywhere: [`store`].
+
+mod store;
+pub use store::Store;
 
 use std::collections::BTreeMap;
 
@@ -8,14 +12,12 @@ use openidconnect::CsrfToken;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
-use tower_sessions::{
-    cookie::SameSite, session::Error, Expiry, Session, SessionManagerLayer, SessionStore,
-};
+use tower_sessions::{cookie::SameSite, session::Error, Expiry, Session, SessionManagerLayer};
 
 use crate::{
     auth::Profile,
     config::SessionConfig,
-    oidc::{PendingSignIn, VerifiedUser},
+    oidc::{PendingSignIn, Refreshed, VerifiedUser},
     users::User,
 };
 
@@ -30,7 +32,7 @@ pub const PENDING_TTL_SECONDS: i64 = 10 * 60;
 
 /// The session cookie: HttpOnly, SameSite=Lax (Strict would drop the cookie on the provider's
 /// cross-site redirect back), Secure when the app is served over https.
-pub fn layer<S: SessionStore + Clone>(store: S, config: &SessionConfig) -> SessionManagerLayer<S> {
+pub fn layer(store: Store, config: &SessionConfig) -> SessionManagerLayer<Store> {
     SessionManagerLayer::new(store)
         .with_name(COOKIE_NAME)
         .with_http_only(true)
@@ -53,6 +55,17 @@ pub struct SessionUser {
     /// For `id_token_hint` at sign-out; never sent to the browser.
     pub id_token: String,
     pub provider_sid: Option<String>,
+    /// The provider's tokens: server side only.
+    #[serde(default)]
+    pub access_token: String,
+    /// Unix seconds; `None` when the provider did not say.
+    #[serde(default)]
+    pub access_expires_at: Option<i64>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// When the tokens were last obtained (Unix seconds).
+    #[serde(default)]
+    pub tokens_at: i64,
     pub csrf_token: String,
     /// Unix seconds.
     pub signed_in_at: i64,
@@ -88,6 +101,8 @@ impl SessionUser {
                 .collect(),
             signed_in_at: format_time(self.signed_in_at),
             session_ends_at: format_time(ends_at),
+            access_token_expires_at: self.access_expires_at.map(format_time),
+            access_token_renews: self.refresh_token.is_some(),
             csrf_token: self.csrf_token.clone(),
         }
     }
@@ -96,7 +111,7 @@ impl SessionUser {
 fn format_time(unix: i64) -> String {
     Utc.timestamp_opt(unix, 0)
         .single()
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_default()
 }
 
@@ -154,6 +169,10 @@ pub async fn sign_in(session: &Session, user: &User, verified: VerifiedUser) -> 
                 claims: verified.claims,
                 id_token: verified.id_token,
                 provider_sid: verified.session_id,
+                access_token: verified.access_token,
+                access_expires_at: verified.access_expires_at,
+                refresh_token: verified.refresh_token,
+                tokens_at: now,
                 csrf_token: CsrfToken::new_random().into_secret(),
                 signed_in_at: now,
                 last_seen: now,
@@ -184,6 +203,35 @@ pub async fn current_user(
         session.insert(USER, &user).await?;
     }
     Ok(Some(user))
+}
+
+/// Whether the access token should be renewed now: it can be, and it expires within a minute,
+/// or within the last quarter of its life for a short-lived one.
+pub fn tokens_due(user: &SessionUser) -> bool {
+    let (Some(_), Some(expires_at)) = (&user.refresh_token, user.access_expires_at) else {
+        return false;
+    };
+    let margin = ((expires_at - user.tokens_at) / 4).clamp(0, 60);
+    Utc::now().timestamp() >= expires_at - margin
+}
+
+/// Keeps the tokens of a refresh. A provider that sends no new refresh token (or ID token) lets
+/// the old one stand.
+pub async fn keep_refreshed(
+    session: &Session,
+    user: &mut SessionUser,
+    refreshed: Refreshed,
+) -> Result<(), Error> {
+    user.tokens_at = Utc::now().timestamp();
+    user.access_token = refreshed.access_token;
+    user.access_expires_at = refreshed.access_expires_at;
+    if let Some(token) = refreshed.refresh_token {
+        user.refresh_token = Some(token);
+    }
+    if let Some(token) = refreshed.id_token {
+        user.id_token = token;
+    }
+    session.insert(USER, &*user).await
 }
 
 pub fn csrf_matches(user: &SessionUser, token: &str) -> bool {

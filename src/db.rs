@@ -1,0 +1,69 @@
+//! The database: SQLite (the embedded default) or PostgreSQL, as `DATABASE_URL` says, opened
+//! with its schema brought up to date. Users live here, and sessions unless Redis keeps them.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    postgres::PgPoolOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    PgPool, SqlitePool,
+};
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs one query on whichever database is open. The SQL is written once, in what both
+/// dialects share: `$1` parameters, `ON CONFLICT`, `RETURNING`.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $query:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $query,
+            $crate::db::Db::Postgres($pool) => $query,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// Opens the database at `url` (`sqlite:path` or `postgres://...`), creating a SQLite file and
+/// its folder if needed, and runs the migrations for its kind.
+pub async fn open(url: &str) -> Result<Db, String> {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| format!("DATABASE_URL: cannot connect to PostgreSQL: {e}"))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| format!("database migration failed: {e}"))?;
+        return Ok(Db::Postgres(pool));
+    }
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| format!("DATABASE_URL: {e}"))?
+        .create_if_missing(true)
+        // WAL lets readers go on while a sign-in writes.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5));
+    if let Some(dir) = Path::new(options.get_filename()).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("DATABASE_URL: cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(|e| format!("DATABASE_URL: cannot open {url}: {e}"))?;
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&pool)
+        .await
+        .map_err(|e| format!("database migration failed: {e}"))?;
+    Ok(Db::Sqlite(pool))
+}

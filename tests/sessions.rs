@@ -1,0 +1,341 @@
+//! Sessions on real stores (SQLite, PostgreSQL, Redis): several instances sharing them,
+//! restarts, expiry, signing out everywhere, back-channel logout across instances, and tokens
+//! renewed before they expire.
+//!
+//! Redis and PostgreSQL come from `scripts/test-servers.sh` (`scripts/test.sh` starts them).
+
+mod support;
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use leptos_oidc::{db, session::Store};
+use serde_json::json;
+use support::{
+    logout_claims, run, sign_jwt, start_app_with, Behaviour, Signer, Stores, TestApp, TestProvider,
+};
+use tower_sessions::ExpiredDeletion;
+
+async fn provider(behaviour: Behaviour) -> TestProvider {
+    let provider = TestProvider::start().await;
+    provider.set_behaviour(behaviour);
+    provider
+}
+
+async fn sign_out(app: &TestApp, everywhere: bool) {
+    let csrf = app.csrf_token().await;
+    let mut form = vec![("csrf", csrf.as_str())];
+    if everywhere {
+        form.push(("everywhere", "1"));
+    }
+    let page = app.post_form("/logout", &form, Some(&app.url)).await;
+    assert_eq!(page.status, 302, "{}", page.body);
+}
+
+/// Signs in through instance A, sees the profile through B, signs out on B: A no longer shows it.
+async fn instances_share_sessions(stores: Stores) {
+    let provider = provider(Behaviour::default()).await;
+    let a = start_app_with(&provider.issuer, &stores, &[]).await;
+    let b = a.another_instance().await;
+    assert_eq!(
+        a.sign_in(&provider).await.location.as_deref(),
+        Some("/profile")
+    );
+    assert!(b.signed_in().await, "instance B does not know the session");
+    assert!(b.get("/profile").await.body.contains("Alice Liddell"));
+    sign_out(&b, false).await;
+    assert!(!a.signed_in().await, "instance A still shows the profile");
+    assert_eq!(a.user_count().await, 1);
+}
+
+#[test]
+fn two_instances_on_redis_and_postgres_share_sessions() {
+    run(async { instances_share_sessions(Stores::postgres_and_redis().await).await })
+}
+
+#[test]
+fn two_instances_on_postgres_share_sessions() {
+    run(async { instances_share_sessions(Stores::postgres().await).await })
+}
+
+#[test]
+fn two_instances_on_one_sqlite_file_share_sessions() {
+    run(instances_share_sessions(Stores::sqlite()))
+}
+
+async fn sessions_survive_a_restart(stores: Stores) {
+    let provider = provider(Behaviour::default()).await;
+    let app = start_app_with(&provider.issuer, &stores, &[]).await;
+    app.sign_in(&provider).await;
+    assert!(app.signed_in().await);
+    let app = app.restart().await;
+    assert!(
+        app.signed_in().await,
+        "the session did not survive a restart"
+    );
+}
+
+#[test]
+fn sessions_survive_a_restart_on_sqlite() {
+    run(sessions_survive_a_restart(Stores::sqlite()))
+}
+
+#[test]
+fn sessions_survive_a_restart_on_redis() {
+    run(sessions_survive_a_restart(Stores::sqlite_and_redis()))
+}
+
+#[test]
+fn sessions_survive_a_restart_on_postgres() {
+    run(async { sessions_survive_a_restart(Stores::postgres().await).await })
+}
+
+/// The session cookie's value: the session id.
+fn session_id(set_cookie: &[String]) -> String {
+    set_cookie
+        .iter()
+        .find_map(|c| c.strip_prefix("leptos_oidc_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
+}
+
+#[test]
+fn expired_sessions_are_deleted_from_the_database() {
+    run(async {
+        for stores in [Stores::sqlite(), Stores::postgres().await] {
+            let provider = provider(Behaviour::default()).await;
+            let app =
+                start_app_with(&provider.issuer, &stores, &[("SESSION_IDLE_SECONDS", "2")]).await;
+            app.sign_in(&provider).await;
+            let database = db::open(&stores.database_url).await.unwrap();
+            let store = Store::in_database(database.clone()).await.unwrap();
+            let count = || async {
+                let query = "SELECT (SELECT COUNT(*) FROM tower_sessions.session)";
+                let query_sqlite = "SELECT (SELECT COUNT(*) FROM tower_sessions)";
+                let sessions: i64 = match &database {
+                    db::Db::Sqlite(pool) => sqlx::query_scalar(query_sqlite)
+                        .fetch_one(pool)
+                        .await
+                        .unwrap(),
+                    db::Db::Postgres(pool) => {
+                        sqlx::query_scalar(query).fetch_one(pool).await.unwrap()
+                    }
+                };
+                let owners: i64 = match &database {
+                    db::Db::Sqlite(pool) => {
+                        sqlx::query_scalar("SELECT COUNT(*) FROM session_owners")
+                            .fetch_one(pool)
+                            .await
+                            .unwrap()
+                    }
+                    db::Db::Postgres(pool) => {
+                        sqlx::query_scalar("SELECT COUNT(*) FROM session_owners")
+                            .fetch_one(pool)
+                            .await
+                            .unwrap()
+                    }
+                };
+                (sessions, owners)
+            };
+            store.delete_expired().await.unwrap();
+            assert_eq!(count().await, (1, 1), "the live session was deleted");
+            tokio::time::sleep(Duration::from_millis(3100)).await;
+            store.delete_expired().await.unwrap();
+            assert_eq!(count().await, (0, 0), "the expired session is still stored");
+            assert!(!app.signed_in().await);
+        }
+    })
+}
+
+#[test]
+fn expired_sessions_are_deleted_from_redis() {
+    use tower_sessions_redis_store::fred::prelude::{
+        Builder, ClientLike, Config as RedisConfig, KeysInterface,
+    };
+    run(async {
+        let stores = Stores::sqlite_and_redis();
+        let provider = provider(Behaviour::default()).await;
+        let app = start_app_with(&provider.issuer, &stores, &[("SESSION_IDLE_SECONDS", "2")]).await;
+        let id = session_id(&app.sign_in(&provider).await.set_cookie);
+        let redis = Builder::from_config(
+            RedisConfig::from_url(stores.redis_url.as_deref().unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+        redis.init().await.unwrap();
+        let ttl: i64 = redis.ttl(&id).await.unwrap();
+        assert!(
+            (1..=2).contains(&ttl),
+            "the session's time to live is {ttl}"
+        );
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let exists: i64 = redis.exists(&id).await.unwrap();
+        assert_eq!(exists, 0, "the expired session is still in Redis");
+        assert!(!app.signed_in().await);
+    })
+}
+
+#[test]
+fn sign_out_everywhere_ends_the_users_sessions_in_every_browser_and_instance() {
+    run(async {
+        let stores = Stores::postgres_and_redis().await;
+        let provider = provider(Behaviour::default()).await;
+        let a = start_app_with(&provider.issuer, &stores, &[]).await;
+        let b = a.another_instance().await.in_another_browser();
+        let (x, y, z) = (a.in_another_browser(), b, a.in_another_browser());
+        for browser in [&x, &y, &z] {
+            browser.sign_in(&provider).await;
+            assert!(browser.signed_in().await);
+        }
+        // A plain sign-out ends one browser's session only.
+        sign_out(&x, false).await;
+        assert!(!x.signed_in().await);
+        assert!(y.signed_in().await && z.signed_in().await);
+        // Everywhere: every other browser too, whichever instance it uses.
+        sign_out(&y, true).await;
+        assert!(!y.signed_in().await);
+        assert!(!z.signed_in().await, "another browser is still signed in");
+    })
+}
+
+#[test]
+fn back_channel_logout_reaches_every_instance() {
+    run(async {
+        let stores = Stores::postgres_and_redis().await;
+        let provider = provider(Behaviour::default()).await;
+        let a = start_app_with(&provider.issuer, &stores, &[]).await;
+        let b = a.another_instance().await.in_another_browser();
+        // Two browsers in the provider session `provider-session-1` (one per instance), and one
+        // in another provider session of the same user.
+        let (x, y) = (a.in_another_browser(), b);
+        x.sign_in(&provider).await;
+        y.sign_in(&provider).await;
+        provider.set_behaviour(Behaviour {
+            id_token_claims: [("sid".to_owned(), json!("provider-session-2"))]
+                .into_iter()
+                .collect(),
+            ..Behaviour::default()
+        });
+        let w = a.in_another_browser();
+        w.sign_in(&provider).await;
+
+        let token = sign_jwt(&Signer::default(), &logout_claims(&provider.issuer));
+        let answer = reqwest::Client::new()
+            .post(format!("{}/backchannel-logout", a.url))
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert!(!x.signed_in().await, "instance A's session lives on");
+        assert!(!y.signed_in().await, "instance B's session lives on");
+        assert!(
+            w.signed_in().await,
+            "another provider session was ended too"
+        );
+    })
+}
+
+/// A provider whose access tokens live `seconds` and come with rotating refresh tokens.
+fn short_tokens(seconds: i64) -> Behaviour {
+    Behaviour {
+        refresh_tokens: true,
+        expires_in: Some(seconds),
+        ..Behaviour::default()
+    }
+}
+
+/// Until a 4-second token is due for renewal (its last quarter).
+const UNTIL_DUE: Duration = Duration::from_millis(3200);
+
+#[test]
+fn the_access_token_is_renewed_before_it_expires_and_the_profile_says_when() {
+    run(async {
+        let provider = provider(short_tokens(4)).await;
+        let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
+        app.sign_in(&provider).await;
+        let profile = app.get("/profile").await.body;
+        assert!(profile.contains("Session ends"), "{profile}");
+        assert!(profile.contains("Access token expires"), "{profile}");
+        assert!(profile.contains("renewed before then"), "{profile}");
+        assert_eq!(provider.refresh_requests(), 0);
+
+        tokio::time::sleep(UNTIL_DUE).await;
+        assert!(app.signed_in().await);
+        assert_eq!(provider.refresh_requests(), 1);
+        // The new token is fresh: no second refresh yet.
+        assert!(app.signed_in().await);
+        assert_eq!(provider.refresh_requests(), 1);
+        // And the rotated refresh token was kept: the next renewal works too.
+        tokio::time::sleep(UNTIL_DUE).await;
+        assert!(app.signed_in().await);
+        assert_eq!(provider.refresh_requests(), 2);
+    })
+}
+
+#[test]
+fn parallel_requests_on_two_instances_refresh_once() {
+    run(async {
+        let provider = provider(Behaviour {
+            refresh_delay: Some(Duration::from_millis(500)),
+            ..short_tokens(4)
+        })
+        .await;
+        let stores = Stores::sqlite_and_redis();
+        let a = start_app_with(&provider.issuer, &stores, &[]).await;
+        let b = a.another_instance().await;
+        a.sign_in(&provider).await;
+        tokio::time::sleep(UNTIL_DUE).await;
+        let pages = join_all((0..8).map(|i| {
+            let instance = if i % 2 == 0 { &a } else { &b };
+            instance.get("/profile")
+        }))
+        .await;
+        for page in &pages {
+            assert_eq!(page.status, 200, "a parallel request lost the session");
+        }
+        assert_eq!(provider.refresh_requests(), 1, "more than one refresh");
+        // Every request kept the same, rotated refresh token: the next renewal works.
+        tokio::time::sleep(UNTIL_DUE).await;
+        assert!(b.signed_in().await);
+        assert_eq!(provider.refresh_requests(), 2);
+    })
+}
+
+/// When the provider will not renew the tokens, the session ends and the user is told.
+async fn assert_session_ended_with_a_message(behaviour: Behaviour) {
+    let provider = provider(behaviour).await;
+    let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
+    app.sign_in(&provider).await;
+    tokio::time::sleep(UNTIL_DUE).await;
+    let page = app.get("/profile").await;
+    assert_eq!(page.status, 302);
+    let to = page.location.unwrap();
+    assert_eq!(to, "/signin?error=session_ended&return_to=/profile");
+    let told = app.get(&to).await;
+    assert_eq!(told.status, 401);
+    assert!(
+        told.body.contains("Your session has ended"),
+        "{}",
+        told.body
+    );
+    assert!(told.body.contains("Please sign in again"));
+    assert!(!app.signed_in().await);
+}
+
+#[test]
+fn a_refused_refresh_ends_the_session_with_a_message() {
+    run(assert_session_ended_with_a_message(Behaviour {
+        refresh_refused: true,
+        ..short_tokens(4)
+    }))
+}
+
+#[test]
+fn a_refreshed_id_token_about_another_subject_ends_the_session() {
+    run(assert_session_ended_with_a_message(Behaviour {
+        refresh_id_token_claims: [("sub".to_owned(), json!("mallory"))].into_iter().collect(),
+        ..short_tokens(4)
+    }))
+}
