@@ -5,6 +5,7 @@ import { defineConfig } from '@playwright/test';
 // Ports differ from `scripts/dev.sh`'s so a running dev server does not get in the way.
 export const APP = 'http://127.0.0.1:3300';
 export const PROVIDER = 'http://127.0.0.1:4300';
+export const ACCESS_TOKEN_TTL = 8;
 const bundle = process.env.E2E_APP_DIR ?? '../target/e2e';
 
 export default defineConfig({
@@ -40,6 +41,8 @@ export default defineConfig({
         PROVIDER_PORT: '4300',
         APP_URL: APP,
         PROVIDER_KEYS_FILE: `${bundle}/provider-jwks.json`,
+        // Short-lived access tokens, so that the suite sees the app renew them.
+        PROVIDER_ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL),
       },
       reuseExistingServer: false,
       stdout: 'pipe',

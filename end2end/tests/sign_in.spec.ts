@@ -1,5 +1,5 @@
 import { test, expect, type Page } from '@playwright/test';
-import { APP, PROVIDER } from '../playwright.config';
+import { ACCESS_TOKEN_TTL, APP, PROVIDER } from '../playwright.config';
 
 /** Signs in at the bundled provider's own login and consent pages. */
 async function signInAtProvider(page: Page, user = 'alice', password = 'wonderland') {
@@ -15,7 +15,7 @@ async function hydrated(page: Page) {
   await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
 }
 
-test('sign in, see the profile, stay signed in, sign out everywhere', async ({ page }) => {
+test('sign in, see the profile, stay signed in, sign out here and at the provider', async ({ page }) => {
   await page.goto('/');
   await hydrated(page);
   await page.getByRole('main').getByRole('link', { name: 'Sign in' }).click();
@@ -96,6 +96,50 @@ test('pages hydrate without console errors, and links then route in the browser'
   expect(errors.filter((e) => !/status of (403|404)/.test(e))).toEqual([]);
 });
 
+test('signing out at the provider ends the app session (back-channel logout)', async ({ page }) => {
+  await page.goto('/profile');
+  await signInAtProvider(page);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
+
+  // Straight to the provider, as from another app: the provider tells ours server to server.
+  await page.goto(`${PROVIDER}/session/end`);
+  await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('You are signed out');
+
+  await page.goto('/');
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Sign in' })).toBeVisible();
+  await page.goto('/profile');
+  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/interaction/`));
+});
+
+test('sign out everywhere ends the session in another browser too', async ({ page, browser }) => {
+  const other = await browser.newContext();
+  const otherPage = await other.newPage();
+  for (const p of [page, otherPage]) {
+    await p.goto(`${APP}/profile`);
+    await signInAtProvider(p);
+    await expect(p.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
+  }
+  await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/session/end\\?`));
+
+  await otherPage.goto(`${APP}/`);
+  await expect(otherPage.getByRole('banner').getByRole('link', { name: 'Sign in' })).toBeVisible();
+  await other.close();
+});
+
+test('the access token is renewed before it expires', async ({ page }) => {
+  await page.goto('/profile');
+  await signInAtProvider(page);
+  const expiry = page.getByRole('definition').filter({ hasText: 'renewed before then' });
+  const first = await expiry.textContent();
+  // Renewal comes in the token's last quarter.
+  await page.waitForTimeout((ACCESS_TOKEN_TTL * 3 / 4) * 1000 + 1200);
+  await page.reload();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
+  await expect(expiry).not.toHaveText(first ?? '');
+});
+
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 
@@ -105,7 +149,7 @@ test.describe('without JavaScript', () => {
     await signInAtProvider(page);
     await expect(page).toHaveURL(`${APP}/profile`);
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
-    await page.getByRole('main').getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('main').getByRole('button', { name: 'Sign out', exact: true }).click();
     await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/session/end\\?`));
     await page.getByRole('button', { name: 'Yes, sign me out' }).click();
     await expect(page).toHaveURL(`${APP}/`);

@@ -6,6 +6,7 @@
 //   PROVIDER_ISSUER     issuer URL (http://127.0.0.1:$PROVIDER_PORT)
 //   APP_URL             the app's public origin, for its redirect URIs (http://127.0.0.1:3000)
 //   PROVIDER_KEYS_FILE  where the signing keys are kept across restarts (target/dev-provider/jwks.json)
+//   PROVIDER_ACCESS_TOKEN_TTL  access token lifetime in seconds (3600); short to watch renewals
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ const port = Number(process.env.PROVIDER_PORT || 4000);
 const issuer = process.env.PROVIDER_ISSUER || `http://127.0.0.1:${port}`;
 const appUrl = (process.env.APP_URL || 'http://127.0.0.1:3000').replace(/\/$/, '');
 const keysFile = process.env.PROVIDER_KEYS_FILE || 'target/dev-provider/jwks.json';
+const accessTokenTtl = Number(process.env.PROVIDER_ACCESS_TOKEN_TTL || 3600);
 
 export const CLIENT = {
   client_id: 'leptos-oidc-demo',
@@ -77,6 +79,9 @@ const configuration = {
     client_name: 'Leptos OIDC demo',
     redirect_uris: [`${appUrl}/authorization-code/callback`],
     post_logout_redirect_uris: [`${appUrl}/`],
+    // Signing out here (or the session ending) tells the app, which ends its sessions too.
+    backchannel_logout_uri: `${appUrl}/backchannel-logout`,
+    backchannel_logout_session_required: true,
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
@@ -95,8 +100,20 @@ const configuration = {
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   jwks: signingKeys(),
   pkce: { required: () => true },
+  ttl: { AccessToken: accessTokenTtl },
+  // oidc-provider refuses to call loopback and private addresses (against SSRF). This provider
+  // is for development and tests, where the app's back-channel logout URI is on loopback.
+  fetch(url, { dispatcher: _ssrfGuard, ...options }) {
+    return globalThis.fetch(url, options);
+  },
+  // Refresh tokens for the app without `offline_access`: they live as long as the provider's
+  // session, so signing out here stops renewals too.
+  async issueRefreshToken(_ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
   features: {
     devInteractions: { enabled: false },
+    backchannelLogout: { enabled: true },
     rpInitiatedLogout: {
       enabled: true,
       async logoutSource(ctx, form) {
@@ -116,6 +133,9 @@ const configuration = {
 };
 
 const provider = new Provider(issuer, configuration);
+provider.on('backchannel.error', (_ctx, err, client) => {
+  console.error(`back-channel logout to ${client.clientId} failed: ${err.message}${err.cause ? ` (${err.cause.message || err.cause})` : ''}`);
+});
 const handleOidc = provider.callback();
 
 async function readForm(req) {
