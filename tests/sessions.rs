@@ -199,6 +199,33 @@ fn sign_out_everywhere_ends_the_users_sessions_in_every_browser_and_instance() {
     })
 }
 
+/// A request still running when its session is ended elsewhere must not write the session back.
+#[test]
+fn a_session_ended_during_a_request_stays_ended() {
+    run(async {
+        let provider = provider(Behaviour {
+            refresh_delay: Some(Duration::from_millis(1500)),
+            ..short_tokens(4)
+        })
+        .await;
+        for stores in [Stores::sqlite(), Stores::sqlite_and_redis()] {
+            let x = start_app_with(&provider.issuer, &stores, &[]).await;
+            let y = x.in_another_browser();
+            x.sign_in(&provider).await;
+            tokio::time::sleep(UNTIL_DUE).await;
+            y.sign_in(&provider).await;
+            // X's request renews its tokens (slowly) and saves them at its end; meanwhile Y signs
+            // out everywhere.
+            let (page, ()) = tokio::join!(x.get("/profile"), async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                sign_out(&y, true).await;
+            });
+            assert_eq!(page.status, 200);
+            assert!(!x.signed_in().await, "the ended session was written back");
+        }
+    })
+}
+
 #[test]
 fn back_channel_logout_reaches_every_instance() {
     run(async {

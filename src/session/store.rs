@@ -158,7 +158,7 @@ impl Store {
     async fn end_sessions(&self, ids: Vec<String>) -> session_store::Result<usize> {
         let mut ended = 0;
         for id in ids.iter().filter_map(|id| Id::from_str(id).ok()) {
-            if self.records_load(&id).await?.is_some() {
+            if self.records_exist(&id).await? {
                 ended += 1;
             }
             self.delete(&id).await?;
@@ -274,11 +274,7 @@ impl Store {
 
     /// Notes whose the session is, when a user is signed in to it, until it expires.
     async fn index(&self, record: &Record) -> session_store::Result<()> {
-        let Some(owner) = record
-            .data
-            .get(super::USER)
-            .and_then(|user| Owner::deserialize(user).ok())
-        else {
+        let Some(owner) = owner(record) else {
             return Ok(());
         };
         let id = record.id.to_string();
@@ -318,6 +314,10 @@ impl Store {
         }
     }
 
+    async fn records_exist(&self, id: &Id) -> session_store::Result<bool> {
+        Ok(self.records_load(id).await?.is_some())
+    }
+
     async fn records_load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match &self.records {
             Records::Sqlite(store) => store.load(id).await,
@@ -325,6 +325,22 @@ impl Store {
             Records::Redis(store) => store.load(id).await,
         }
     }
+}
+
+/// Whose the session is, when a user is signed in to it.
+fn owner(record: &Record) -> Option<Owner> {
+    Owner::deserialize(record.data.get(super::USER)?).ok()
+}
+
+/// Whether the session still has its owner row, that is, was not ended meanwhile.
+async fn owned(db: &Db, id: &Id) -> session_store::Result<bool> {
+    on_db!(db, pool => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM session_owners WHERE session_id = $1")
+        .bind(id.to_string())
+        .fetch_one(pool)
+        .await)
+    .map(|n| n > 0)
+    .map_err(backend)
 }
 
 fn subject_key(issuer: &str, subject: &str) -> String {
@@ -351,10 +367,26 @@ impl SessionStore for Store {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        // A session ended elsewhere (sign out everywhere, back-channel logout) while this request
+        // ran must stay ended. The database stores would write it back, so a signed-in session
+        // whose owner row is gone is not saved. (The Redis store only overwrites existing keys.)
+        if let Shared::Db(db) = &self.shared {
+            if owner(record).is_some() && !owned(db, &record.id).await? {
+                return Ok(());
+            }
+        }
         match &self.records {
             Records::Sqlite(store) => store.save(record).await,
             Records::Postgres(store) => store.save(record).await,
-            Records::Redis(store) => store.save(record).await,
+            // The Redis store fails (it cannot read Redis's nil as "not written") when the key
+            // is gone: then the session was ended meanwhile, and stays so.
+            Records::Redis(store) => match store.save(record).await {
+                Err(e) if !self.records_exist(&record.id).await? => {
+                    tracing::debug!(error = %e, "session ended while in use; not saved");
+                    return Ok(());
+                }
+                saved => saved,
+            },
         }?;
         self.index(record).await
     }
@@ -364,13 +396,9 @@ impl SessionStore for Store {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match &self.records {
-            Records::Sqlite(store) => store.delete(id).await,
-            Records::Postgres(store) => store.delete(id).await,
-            Records::Redis(store) => store.delete(id).await,
-        }?;
-        // In Redis, the id stays in its owner's sets until they expire: ending a session that
-        // is gone already does nothing.
+        // The owner row first: from then on, a request still holding the session cannot save it
+        // back (see `save`). In Redis, the id stays in its owner's sets until they expire: ending
+        // a session that is gone already does nothing.
         if let Shared::Db(db) = &self.shared {
             on_db!(db, pool => sqlx::query("DELETE FROM session_owners WHERE session_id = $1")
                 .bind(id.to_string())
@@ -379,7 +407,11 @@ impl SessionStore for Store {
                 .map(|_| ()))
             .map_err(backend)?;
         }
-        Ok(())
+        match &self.records {
+            Records::Sqlite(store) => store.delete(id).await,
+            Records::Postgres(store) => store.delete(id).await,
+            Records::Redis(store) => store.delete(id).await,
+        }
     }
 }
 
