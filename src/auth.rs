@@ -219,6 +219,18 @@ mod flow {
         }
     }
 
+    fn set_cookies(cookies: impl IntoIterator<Item = tower_sessions::cookie::Cookie<'static>>) {
+        let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
+            return;
+        };
+        for cookie in cookies {
+            // Sealed values are base64: valid cookie characters, no encoding needed.
+            if let Ok(value) = cookie.to_string().parse() {
+                response.append_header(header::SET_COOKIE, value);
+            }
+        }
+    }
+
     fn failure_page(failure: SignInFailure) -> String {
         format!("/signin?error={}", failure.code())
     }
@@ -257,9 +269,10 @@ mod flow {
             tracing::warn!(error = %e, "sign-in not started");
             e.failure()
         })?;
-        session::add_pending(&session, pending)
+        let headers = leptos_axum::extract::<HeaderMap>()
             .await
-            .map_err(storage_failed)?;
+            .unwrap_or_default();
+        set_cookies(app.pending.add(&headers, &pending));
         tracing::info!("sign-in started; redirecting to the provider");
         Ok(url.into())
     }
@@ -289,9 +302,14 @@ mod flow {
         let session = session().await?;
         // The pending sign-in is used up whatever happens next: a state works once.
         let pending = match &state {
-            Some(state) => session::take_pending(&session, state)
-                .await
-                .map_err(storage_failed)?,
+            Some(state) => {
+                let headers = leptos_axum::extract::<HeaderMap>()
+                    .await
+                    .unwrap_or_default();
+                let (pending, removal) = app.pending.take(&headers, state);
+                set_cookies(removal);
+                pending
+            }
             None => None,
         };
 

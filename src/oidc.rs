@@ -101,8 +101,8 @@ pub struct PendingSignIn {
     pkce_verifier: String,
     /// A same-origin path to land on after sign-in.
     pub return_to: String,
-    /// Unix seconds.
-    pub created_at: i64,
+    /// Unix milliseconds: tabs started within a second still have an order.
+    pub started_ms: i64,
 }
 
 /// What a completed sign-in proved about the user.
@@ -206,7 +206,7 @@ impl Oidc {
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.into_secret(),
             return_to,
-            created_at: Utc::now().timestamp(),
+            started_ms: Utc::now().timestamp_millis(),
         };
         Ok((url, pending))
     }

@@ -29,6 +29,7 @@ pub struct AppState {
     pub oidc: Arc<Oidc>,
     pub users: Users,
     pub sessions: session::Store,
+    pub pending: session::PendingSignIns,
 }
 
 /// Logs to stderr; `RUST_LOG` chooses what (default: this app at info, the rest at warn).
@@ -70,6 +71,7 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
     );
 
     let session_layer = session::layer(sessions.clone(), &config.session);
+    let pending = session::PendingSignIns::from_database(&db, config.session.secure).await?;
     let oidc = Arc::new(Oidc::new(config.clone()));
     tokio::spawn(oidc.clone().keep_fresh());
     let state = AppState {
@@ -77,6 +79,7 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
         oidc,
         users: Users::new(db),
         sessions,
+        pending,
         config: Arc::new(config),
     };
     let routes = generate_route_list(App);

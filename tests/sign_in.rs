@@ -490,3 +490,54 @@ fn a_token_response_that_is_not_bearer_is_refused() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// Starting sign-ins leaves nothing on the server, however many anonymous visitors start one,
+/// and a browser holds at most `MAX_PENDING` of them.
+#[test]
+fn anonymous_sign_ins_leave_no_state_behind() {
+    use std::sync::Arc;
+    run(async {
+        let (app, _provider) = app_and_provider().await;
+        for _ in 0..300 {
+            let page = app.in_another_browser().get("/login").await;
+            assert_eq!(page.status, 302);
+            assert!(
+                !page
+                    .set_cookie
+                    .iter()
+                    .any(|c| c.starts_with("leptos_oidc_session=")),
+                "a session was started for an anonymous visitor"
+            );
+        }
+        let database = leptos_oidc::db::open(&app.database_url).await.unwrap();
+        let leptos_oidc::db::Db::Sqlite(pool) = database else {
+            unreachable!("the test app runs on SQLite")
+        };
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, 0, "anonymous sign-ins left sessions in the store");
+
+        // One browser starting sign-in after sign-in keeps the newest few only.
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let browser = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let one = app.seen_by(browser);
+        for _ in 0..50 {
+            assert_eq!(one.get("/login").await.status, 302);
+        }
+        let url = app.url.parse().unwrap();
+        let cookies = reqwest::cookie::CookieStore::cookies(&*jar, &url).unwrap();
+        let held = cookies
+            .to_str()
+            .unwrap()
+            .matches("leptos_oidc_signin_")
+            .count();
+        assert_eq!(held, leptos_oidc::session::MAX_PENDING);
+        assert!(cookies.len() < 4096, "{} bytes of cookies", cookies.len());
+    })
+}

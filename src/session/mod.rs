@@ -1,8 +1,10 @@
-//! Sessions: the cookie, the sign-ins waiting for the provider's answer, and the signed-in user
-//! with their tokens and their idle and absolute lifetimes. Where sessions are kept, and how
-//! they are ended from anywhere: [`store`].
+//! Sessions: the cookie, and the signed-in user with their tokens and their idle and absolute
+//! lifetimes. Where sessions are kept, and how they are ended from anywhere: [`store`]. The
+//! sign-ins waiting for the provider's answer live in the browser: [`pending`].
 
+mod pending;
 mod store;
+pub use pending::{PendingSignIns, MAX_PENDING, PENDING_TTL_SECONDS};
 pub use store::Store;
 
 use std::collections::BTreeMap;
@@ -17,18 +19,12 @@ use tower_sessions::{cookie::SameSite, session::Error, Expiry, Session, SessionM
 use crate::{
     auth::Profile,
     config::SessionConfig,
-    oidc::{PendingSignIn, Refreshed, VerifiedUser},
+    oidc::{Refreshed, VerifiedUser},
     users::User,
 };
 
 pub const COOKIE_NAME: &str = "leptos_oidc_session";
 const USER: &str = "user";
-const PENDING: &str = "pending_sign_ins";
-
-/// Sign-ins one browser may have open at once (one per tab, say); the oldest gives way.
-pub const MAX_PENDING: usize = 5;
-/// How long the provider's answer to a sign-in may take (login, consent, a coffee).
-pub const PENDING_TTL_SECONDS: i64 = 10 * 60;
 
 /// The session cookie: HttpOnly, SameSite=Lax (Strict would drop the cookie on the provider's
 /// cross-site redirect back), Secure when the app is served over https.
@@ -115,47 +111,7 @@ fn format_time(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Remembers a sign-in sent to the provider. A browser may have a few open at once (tabs); the
-/// oldest and the expired give way, so pending sign-ins are bounded in number and age.
-pub async fn add_pending(session: &Session, pending: PendingSignIn) -> Result<(), Error> {
-    let now = Utc::now().timestamp();
-    let mut all: Vec<PendingSignIn> = session.get(PENDING).await?.unwrap_or_default();
-    all.retain(|p| now - p.created_at < PENDING_TTL_SECONDS);
-    if all.len() >= MAX_PENDING {
-        all.drain(..=all.len() - MAX_PENDING);
-    }
-    all.push(pending);
-    session.insert(PENDING, all).await?;
-    if session.get::<SessionUser>(USER).await?.is_none() {
-        // A session that only waits for the provider lives no longer than the wait.
-        session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(
-            PENDING_TTL_SECONDS,
-        ))));
-    }
-    Ok(())
-}
-
-/// Takes the pending sign-in that `state` names, once: a second call finds nothing.
-pub async fn take_pending(session: &Session, state: &str) -> Result<Option<PendingSignIn>, Error> {
-    let now = Utc::now().timestamp();
-    let Some(mut all) = session.get::<Vec<PendingSignIn>>(PENDING).await? else {
-        return Ok(None);
-    };
-    let found = all
-        .iter()
-        .position(|p| bool::from(p.state.as_bytes().ct_eq(state.as_bytes())));
-    let taken = found.map(|i| all.remove(i));
-    all.retain(|p| now - p.created_at < PENDING_TTL_SECONDS);
-    if all.is_empty() {
-        session.remove_value(PENDING).await?;
-    } else {
-        session.insert(PENDING, all).await?;
-    }
-    Ok(taken.filter(|p| now - p.created_at < PENDING_TTL_SECONDS))
-}
-
 /// Signs the user in: a new session id (against session fixation), the user, a CSRF token.
-/// Other tabs' pending sign-ins stay, so they too complete.
 pub async fn sign_in(session: &Session, user: &User, verified: VerifiedUser) -> Result<(), Error> {
     session.cycle_id().await?;
     let now = Utc::now().timestamp();

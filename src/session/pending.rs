@@ -1,0 +1,161 @@
+//! Sign-ins waiting for the provider's answer, kept in the browser: one encrypted cookie per
+//! sign-in (AES-256-GCM under the app's key, the cookie's name bound in), so that starting a
+//! sign-in stores nothing on the server, however many anonymous visitors start one.
+//!
+//! A cookie per sign-in, not one holding a list: two tabs starting sign-ins at once would
+//! overwrite each other's list. They stay bounded: at most [`MAX_PENDING`] per browser (the
+//! oldest gives way), each for [`PENDING_TTL_SECONDS`], each used once (the callback removes it).
+
+use axum::http::{header, HeaderMap};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tower_sessions::cookie::{time::Duration, Cookie, CookieJar, Key, SameSite};
+
+use crate::{
+    db::{on_db, Db},
+    oidc::PendingSignIn,
+};
+
+/// Sign-ins one browser may have open at once (one per tab, say); the oldest gives way.
+pub const MAX_PENDING: usize = 5;
+/// How long the provider's answer to a sign-in may take (login, consent, a coffee).
+pub const PENDING_TTL_SECONDS: i64 = 10 * 60;
+const PREFIX: &str = "leptos_oidc_signin_";
+
+/// Seals and opens pending sign-in cookies.
+#[derive(Clone)]
+pub struct PendingSignIns {
+    key: Key,
+    secure: bool,
+}
+
+impl std::fmt::Debug for PendingSignIns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingSignIns") // never the key
+    }
+}
+
+impl PendingSignIns {
+    /// With the app's key from the database, made there at the first start: every instance
+    /// sharing the database opens the cookies that any of them sealed.
+    pub async fn from_database(db: &Db, secure: bool) -> Result<Self, String> {
+        let fresh = URL_SAFE_NO_PAD.encode(Key::generate().master());
+        let stored: String = on_db!(db, pool => async {
+            sqlx::query("INSERT INTO app_keys (name, key) VALUES ('pending_sign_ins', $1) ON CONFLICT DO NOTHING")
+                .bind(&fresh)
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar("SELECT key FROM app_keys WHERE name = 'pending_sign_ins'")
+                .fetch_one(pool)
+                .await
+        }.await)
+        .map_err(|e| format!("the app's key could not be read from the database: {e}"))?;
+        let key = URL_SAFE_NO_PAD
+            .decode(stored)
+            .ok()
+            .and_then(|bytes| Key::try_from(bytes.as_slice()).ok())
+            .ok_or("the app's key in the database is damaged")?;
+        Ok(Self { key, secure })
+    }
+
+    /// The cookies to set for a new pending sign-in: its own, and removals for the expired ones
+    /// and the oldest beyond [`MAX_PENDING`].
+    pub fn add(&self, request: &HeaderMap, pending: &PendingSignIn) -> Vec<Cookie<'static>> {
+        let now = Utc::now().timestamp_millis();
+        let mut open: Vec<(i64, String)> = self
+            .all(request)
+            .into_iter()
+            .filter_map(|(name, pending)| match pending {
+                Some(p) if now - p.started_ms < PENDING_TTL_SECONDS * 1000 => {
+                    Some((p.started_ms, name))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut set: Vec<Cookie<'static>> = self
+            .all(request)
+            .into_iter()
+            .filter(|(name, _)| !open.iter().any(|(_, n)| n == name))
+            .map(|(name, _)| self.removal(name))
+            .collect();
+        open.sort();
+        let excess = (open.len() + 1).saturating_sub(MAX_PENDING);
+        set.extend(open.drain(..excess).map(|(_, name)| self.removal(name)));
+
+        let value = serde_json::to_string(pending).expect("a pending sign-in serializes");
+        let cookie = self.cookie(name_for(&pending.state), value, PENDING_TTL_SECONDS);
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.key).add(cookie);
+        set.extend(jar.delta().cloned());
+        set
+    }
+
+    /// Takes the pending sign-in that `state` names, once: the removal of its cookie comes with
+    /// it, to be set whatever happens next.
+    pub fn take(
+        &self,
+        request: &HeaderMap,
+        state: &str,
+    ) -> (Option<PendingSignIn>, Option<Cookie<'static>>) {
+        let name = name_for(state);
+        let Some(pending) = self
+            .all(request)
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| p)
+        else {
+            return (None, None);
+        };
+        let now = Utc::now().timestamp_millis();
+        let pending = pending.filter(|p| {
+            bool::from(p.state.as_bytes().ct_eq(state.as_bytes()))
+                && now - p.started_ms < PENDING_TTL_SECONDS * 1000
+        });
+        (pending, Some(self.removal(name)))
+    }
+
+    /// This browser's pending sign-in cookies, by name, opened (`None`: forged or stale key).
+    fn all(&self, request: &HeaderMap) -> Vec<(String, Option<PendingSignIn>)> {
+        let jar = self.key.clone();
+        request
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| Cookie::parse(pair.trim().to_owned()).ok())
+            .filter(|cookie| cookie.name().starts_with(PREFIX))
+            .map(|cookie| {
+                let name = cookie.name().to_owned();
+                let mut opener = CookieJar::new();
+                let opened = opener
+                    .private_mut(&jar)
+                    .decrypt(cookie)
+                    .and_then(|c| serde_json::from_str(c.value()).ok());
+                (name, opened)
+            })
+            .collect()
+    }
+
+    fn cookie(&self, name: String, value: String, max_age: i64) -> Cookie<'static> {
+        Cookie::build((name, value))
+            .path("/")
+            .http_only(true)
+            // Lax: sent on the provider's top-level redirect back to the callback.
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .max_age(Duration::seconds(max_age))
+            .build()
+    }
+
+    fn removal(&self, name: String) -> Cookie<'static> {
+        self.cookie(name, String::new(), 0)
+    }
+}
+
+/// A cookie name for the sign-in with `state`: a hash, so the name carries nothing of it.
+fn name_for(state: &str) -> String {
+    let digest = Sha256::digest(state.as_bytes());
+    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&digest[..12]))
+}
