@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the app (`dev`) or its tests (`test`) need, skipping whatever is present.
+# Installs what the app (`dev`), its tests (`test`) or the benchmark (`bench`) need, skipping
+# whatever is present.
 # Safe to run again and again; the README's two commands run it for you.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +54,7 @@ npm_ci() { # installs a package's node_modules from its lockfile when they are m
 }
 npm_ci scripts/provider
 
-if [ "$mode" = test ]; then
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
   # Release builds run wasm-opt; npm's binaryen ships a working one.
   if ! have wasm-opt; then
     say "installing wasm-opt (npm binaryen)"
@@ -61,6 +62,13 @@ if [ "$mode" = test ]; then
   fi
   # Playwright cannot download its browsers here: Debian's Chromium instead. The tests run
   # against real Redis and PostgreSQL servers, which scripts/test-servers.sh starts.
-  apt_install chromium redis-server postgresql
-  npm_ci end2end
+  if [ "$mode" = test ]; then
+    apt_install chromium redis-server postgresql
+    npm_ci end2end
+  fi
+fi
+
+if [ "$mode" = bench ]; then
+  # The load tool, and taskset (util-linux) to pin the app and the load to their cores.
+  apt_install wrk util-linux
 fi

@@ -34,12 +34,7 @@ rust_passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i == "passed
 scripts/conformance-table.sh "$rust_log"
 
 step "release build"
-cargo leptos build --release
-bundle=target/e2e
-rm -rf "$bundle"
-mkdir -p "$bundle"
-cp target/release/leptos-oidc "$bundle/"
-cp -r target/site "$bundle/site"
+scripts/release-bundle.sh target/e2e
 
 step "Playwright end-to-end tests in Chromium"
 e2e_log=$(mktemp)

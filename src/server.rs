@@ -8,7 +8,7 @@ use crate::{
     config::{self, Config},
     db,
     oidc::Oidc,
-    session,
+    page_cache, session,
     users::Users,
 };
 use axum::{
@@ -61,7 +61,7 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
     let db = db::open(&config.database_url).await?;
     let sessions = match &config.redis_url {
         Some(url) => session::Store::in_redis(url).await?,
-        None => session::Store::in_database(db.clone()).await?,
+        None => session::Store::in_database(db.clone()),
     };
     // Expired sessions are deleted, not kept forever.
     tokio::spawn(
@@ -102,6 +102,11 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
             _,
         >(context, shell))
         .layer(session_layer)
+        // Outside the session layer: a cached page costs no session work at all.
+        .layer(middleware::from_fn_with_state(
+            page_cache::AnonymousPages::default(),
+            page_cache::serve,
+        ))
         .layer(middleware::from_fn(headers_and_log))
         .with_state(state))
 }

@@ -513,7 +513,7 @@ fn anonymous_sign_ins_leave_no_state_behind() {
         let leptos_oidc::db::Db::Sqlite(pool) = database else {
             unreachable!("the test app runs on SQLite")
         };
-        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -539,5 +539,36 @@ fn anonymous_sign_ins_leave_no_state_behind() {
             .count();
         assert_eq!(held, leptos_oidc::session::MAX_PENDING);
         assert!(cookies.len() < 4096, "{} bytes of cookies", cookies.len());
+    })
+}
+
+/// Public pages are rendered once for anonymous visitors; a signed-in visitor never gets that
+/// copy, and an anonymous one never gets a signed-in page.
+#[test]
+fn anonymous_pages_are_shared_and_signed_in_pages_are_not() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let first = app.in_another_browser().get("/").await;
+        assert_eq!(first.status, 200);
+        assert!(first.body.contains("Sign in"));
+        assert_eq!(app.in_another_browser().get("/").await.body, first.body);
+
+        app.sign_in(&provider).await;
+        let signed_in = app.get("/").await.body.replace("<!>", ""); // hydration markers
+        assert!(
+            signed_in.contains("Welcome back, Alice Liddell"),
+            "{signed_in}"
+        );
+        let anonymous = app.in_another_browser().get("/").await;
+        assert_eq!(anonymous.body, first.body);
+        assert!(!anonymous.body.contains("Alice"));
+        // The copy keeps the page's headers, the security ones included.
+        let response = reqwest::get(format!("{}/", app.url)).await.unwrap();
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
     })
 }

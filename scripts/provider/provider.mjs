@@ -7,6 +7,10 @@
 //   APP_URL             the app's public origin, for its redirect URIs (http://127.0.0.1:3000)
 //   PROVIDER_KEYS_FILE  where the signing keys are kept across restarts (target/dev-provider/jwks.json)
 //   PROVIDER_ACCESS_TOKEN_TTL  access token lifetime in seconds (3600); short to watch renewals
+//   PROVIDER_AUTO_SIGN_IN  a demo user (alice) signed in without the login and consent pages,
+//                      for the benchmark: the flow, its redirects and its tokens stay real.
+//                      It also serves GET /bench/stats: time spent on the app's token and
+//                      userinfo requests.
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +22,7 @@ const issuer = process.env.PROVIDER_ISSUER || `http://127.0.0.1:${port}`;
 const appUrl = (process.env.APP_URL || 'http://127.0.0.1:3000').replace(/\/$/, '');
 const keysFile = process.env.PROVIDER_KEYS_FILE || 'target/dev-provider/jwks.json';
 const accessTokenTtl = Number(process.env.PROVIDER_ACCESS_TOKEN_TTL || 3600);
+const autoSignIn = process.env.PROVIDER_AUTO_SIGN_IN || '';
 
 export const CLIENT = {
   client_id: 'leptos-oidc-demo',
@@ -171,12 +176,28 @@ function consentPage(uid, client, details) {
 <a class="link" href="/interaction/${esc(uid)}/abort">Deny</a></form>`);
 }
 
+// The grant for what the consent prompt asks.
+async function grantFor(details, prompt) {
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+  if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+  if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+  return grant.save();
+}
+
 async function interaction(req, res, uid, action) {
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) return send(res, 400, page('Error', '<h1>Unknown sign-in request</h1>'));
   const client = await provider.Client.find(details.params.client_id);
   const { prompt } = details;
 
+  if (req.method === 'GET' && !action && autoSignIn) {
+    if (prompt.name === 'login') {
+      return provider.interactionFinished(req, res, { login: { accountId: autoSignIn } }, { mergeWithLastSubmission: false });
+    }
+    return provider.interactionFinished(req, res, { consent: { grantId: await grantFor(details, prompt) } }, { mergeWithLastSubmission: true });
+  }
   if (req.method === 'GET' && !action) {
     if (prompt.name === 'login') return send(res, 200, loginPage(uid, client));
     return send(res, 200, consentPage(uid, client, prompt.details));
@@ -196,19 +217,30 @@ async function interaction(req, res, uid, action) {
     return provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
   }
   if (req.method === 'POST' && action === 'confirm' && prompt.name === 'consent') {
-    const grant = details.grantId
-      ? await provider.Grant.find(details.grantId)
-      : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
-    if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
-    if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
-    const grantId = await grant.save();
-    return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+    return provider.interactionFinished(req, res, { consent: { grantId: await grantFor(details, prompt) } }, { mergeWithLastSubmission: true });
   }
   return send(res, 400, page('Error', '<h1>That step is not expected now</h1><p><a href="javascript:history.back()">Go back</a></p>'));
 }
 
+// Benchmark mode: how long the provider spends answering the app's own calls.
+const stats = { token: { count: 0, ms: 0 }, userinfo: { count: 0, ms: 0 } };
+function timed(kind, res) {
+  const started = process.hrtime.bigint();
+  res.on('finish', () => {
+    stats[kind].count += 1;
+    stats[kind].ms += Number(process.hrtime.bigint() - started) / 1e6;
+  });
+}
+
 const server = createServer(async (req, res) => {
-  const match = /^\/interaction\/([\w-]+)(?:\/(login|confirm|abort))?$/.exec(req.url.split('?')[0]);
+  const path = req.url.split('?')[0];
+  if (autoSignIn && path === '/bench/stats') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return res.end(JSON.stringify(stats));
+  }
+  if (autoSignIn && path === '/token') timed('token', res);
+  if (autoSignIn && path === '/me') timed('userinfo', res);
+  const match = /^\/interaction\/([\w-]+)(?:\/(login|confirm|abort))?$/.exec(path);
   if (!match) return handleOidc(req, res);
   try {
     await interaction(req, res, match[1], match[2]);

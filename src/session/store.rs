@@ -1,14 +1,19 @@
-//! Where sessions live: in the database (SQLite or PostgreSQL) or in Redis. Every instance of
-//! the app that shares the store shares its sessions, and with them what makes logout reach
-//! everywhere: an index of whose each session is (by subject and by the provider's `sid`), the
+//! Where sessions live: in the database (SQLite or PostgreSQL; table `sessions`) or in Redis.
+//! Every instance of the app that shares the store shares its sessions, and with them what makes
+//! logout reach everywhere: whose each session is (by subject and by the provider's `sid`), the
 //! logout tokens already used, and the token refreshes under way.
+//!
+//! A session ended elsewhere (sign out everywhere, back-channel logout) while a request still
+//! holds it stays ended: saving only ever overwrites a session that still exists.
 
-use std::{str::FromStr, time::Duration};
+use std::{collections::HashMap, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use chrono::Utc;
 use serde::Deserialize;
+use serde_json::Value;
 use tower_sessions::{
+    cookie::time::OffsetDateTime,
     session::{Id, Record},
     session_store, ExpiredDeletion, SessionStore,
 };
@@ -19,63 +24,27 @@ use tower_sessions_redis_store::{
     },
     RedisStore,
 };
-use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use crate::db::{on_db, Db};
 
 /// The session records and what the instances share beside them.
 #[derive(Clone, Debug)]
-pub struct Store {
-    records: Records,
-    shared: Shared,
-}
-
-#[derive(Clone, Debug)]
-enum Records {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
-    Redis(RedisStore<Pool>),
-}
-
-#[derive(Clone, Debug)]
-enum Shared {
-    Db(Db),
-    Redis(Pool),
+pub enum Store {
+    Database(Db),
+    Redis(RedisStore<Pool>, Pool),
 }
 
 /// Redis keys of this app besides the session records (which are keyed by session id alone).
 const PREFIX: &str = "leptos_oidc";
-
-/// The part of a session's user that says whose the session is.
-#[derive(Deserialize)]
-struct Owner {
-    issuer: String,
-    subject: String,
-    provider_sid: Option<String>,
-}
 
 fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
 
 impl Store {
-    /// Sessions in the app's database, in a table of their own.
-    pub async fn in_database(db: Db) -> Result<Self, String> {
-        let records = match &db {
-            Db::Sqlite(pool) => {
-                let store = SqliteStore::new(pool.clone());
-                store.migrate().await.map(|_| Records::Sqlite(store))
-            }
-            Db::Postgres(pool) => {
-                let store = PostgresStore::new(pool.clone());
-                store.migrate().await.map(|_| Records::Postgres(store))
-            }
-        }
-        .map_err(|e| format!("session store migration failed: {e}"))?;
-        Ok(Self {
-            records,
-            shared: Shared::Db(db),
-        })
+    /// Sessions in the app's database, in its `sessions` table.
+    pub fn in_database(db: Db) -> Self {
+        Self::Database(db)
     }
 
     /// Sessions in Redis at `url`. Fails when Redis cannot be reached at start; later, a lost
@@ -96,10 +65,7 @@ impl Store {
         pool.init()
             .await
             .map_err(|e| format!("REDIS_URL: cannot connect to Redis: {}", e.details()))?;
-        Ok(Self {
-            records: Records::Redis(RedisStore::new(pool.clone())),
-            shared: Shared::Redis(pool),
-        })
+        Ok(Self::Redis(RedisStore::new(pool.clone()), pool))
     }
 
     /// Deletes expired sessions and shared rows, every `period`, for as long as the app runs.
@@ -120,20 +86,17 @@ impl Store {
         issuer: &str,
         subject: &str,
     ) -> session_store::Result<usize> {
-        let ids = match &self.shared {
-            Shared::Db(db) => on_db!(db, pool => sqlx::query_scalar::<_, String>(
-                "SELECT session_id FROM session_owners WHERE issuer = $1 AND subject = $2")
+        match self {
+            Self::Database(db) => on_db!(db, pool => sqlx::query(
+                "DELETE FROM sessions WHERE issuer = $1 AND subject = $2")
                 .bind(issuer)
                 .bind(subject)
-                .fetch_all(pool)
+                .execute(pool)
                 .await
+                .map(|done| done.rows_affected() as usize)
                 .map_err(backend)),
-            Shared::Redis(pool) => pool
-                .smembers(subject_key(issuer, subject))
-                .await
-                .map_err(backend),
-        }?;
-        self.end_sessions(ids).await
+            Self::Redis(_, pool) => self.end_indexed(pool, subject_key(issuer, subject)).await,
+        }
     }
 
     /// Ends every session that the provider's session `sid` signed in, on every instance.
@@ -142,28 +105,30 @@ impl Store {
         issuer: &str,
         sid: &str,
     ) -> session_store::Result<usize> {
-        let ids = match &self.shared {
-            Shared::Db(db) => on_db!(db, pool => sqlx::query_scalar::<_, String>(
-                "SELECT session_id FROM session_owners WHERE issuer = $1 AND provider_sid = $2")
+        match self {
+            Self::Database(db) => on_db!(db, pool => sqlx::query(
+                "DELETE FROM sessions WHERE issuer = $1 AND provider_sid = $2")
                 .bind(issuer)
                 .bind(sid)
-                .fetch_all(pool)
+                .execute(pool)
                 .await
+                .map(|done| done.rows_affected() as usize)
                 .map_err(backend)),
-            Shared::Redis(pool) => pool.smembers(sid_key(issuer, sid)).await.map_err(backend),
-        }?;
-        self.end_sessions(ids).await
+            Self::Redis(_, pool) => self.end_indexed(pool, sid_key(issuer, sid)).await,
+        }
     }
 
-    async fn end_sessions(&self, ids: Vec<String>) -> session_store::Result<usize> {
-        let mut ended = 0;
-        for id in ids.iter().filter_map(|id| Id::from_str(id).ok()) {
-            if self.records_exist(&id).await? {
-                ended += 1;
-            }
-            self.delete(&id).await?;
-        }
-        Ok(ended)
+    /// Ends the Redis sessions that the set `key` lists.
+    async fn end_indexed(&self, pool: &Pool, key: String) -> session_store::Result<usize> {
+        let ids: Vec<String> = pool.smembers(&key).await.map_err(backend)?;
+        let keys: Vec<String> = ids
+            .into_iter()
+            .filter(|id| Id::from_str(id).is_ok())
+            .chain([key])
+            .collect();
+        let deleted: i64 = pool.del(keys).await.map_err(backend)?;
+        // The set itself was one of the keys deleted.
+        Ok((deleted - 1).max(0) as usize)
     }
 
     /// Records that the logout token `jti` of `issuer` has been used; `false` when it had been
@@ -174,8 +139,8 @@ impl Store {
         jti: &str,
         expires_at: i64,
     ) -> session_store::Result<bool> {
-        match &self.shared {
-            Shared::Db(db) => on_db!(db, pool => sqlx::query(
+        match self {
+            Self::Database(db) => on_db!(db, pool => sqlx::query(
                 "INSERT INTO logout_tokens (issuer, jti, expires_at) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING")
                 .bind(issuer)
@@ -185,7 +150,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected() == 1)
                 .map_err(backend)),
-            Shared::Redis(pool) => pool
+            Self::Redis(_, pool) => pool
                 .set::<Option<String>, _, _>(
                     format!("{PREFIX}:jti:{issuer}\n{jti}"),
                     1,
@@ -203,8 +168,8 @@ impl Store {
     /// request (on any instance) that should run it; the others wait for its result.
     pub async fn claim_refresh(&self, key: &str, ttl: Duration) -> session_store::Result<bool> {
         let expires_at = Utc::now().timestamp() + ttl.as_secs() as i64;
-        match &self.shared {
-            Shared::Db(db) => on_db!(db, pool => sqlx::query(
+        match self {
+            Self::Database(db) => on_db!(db, pool => sqlx::query(
                 "INSERT INTO token_refreshes (token_hash, result, expires_at) VALUES ($1, NULL, $2)
                  ON CONFLICT (token_hash) DO UPDATE SET result = NULL, expires_at = excluded.expires_at
                  WHERE token_refreshes.expires_at < $3")
@@ -215,7 +180,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected() == 1)
                 .map_err(backend)),
-            Shared::Redis(pool) => pool
+            Self::Redis(_, pool) => pool
                 .set::<Option<String>, _, _>(
                     refresh_key(key),
                     "",
@@ -231,8 +196,8 @@ impl Store {
 
     /// Publishes the result of a claimed refresh to the requests waiting for it.
     pub async fn finish_refresh(&self, key: &str, result: &str) -> session_store::Result<()> {
-        match &self.shared {
-            Shared::Db(db) => on_db!(db, pool => sqlx::query(
+        match self {
+            Self::Database(db) => on_db!(db, pool => sqlx::query(
                 "UPDATE token_refreshes SET result = $2 WHERE token_hash = $1")
                 .bind(key)
                 .bind(result)
@@ -240,7 +205,7 @@ impl Store {
                 .await
                 .map(|_| ())
                 .map_err(backend)),
-            Shared::Redis(pool) => pool
+            Self::Redis(_, pool) => pool
                 .set::<(), _, _>(
                     refresh_key(key),
                     result,
@@ -255,8 +220,8 @@ impl Store {
 
     /// The result of the refresh claimed as `key`, once it has one.
     pub async fn refresh_result(&self, key: &str) -> session_store::Result<Option<String>> {
-        match &self.shared {
-            Shared::Db(db) => on_db!(db, pool => sqlx::query_scalar::<_, Option<String>>(
+        match self {
+            Self::Database(db) => on_db!(db, pool => sqlx::query_scalar::<_, Option<String>>(
                 "SELECT result FROM token_refreshes WHERE token_hash = $1 AND expires_at >= $2")
                 .bind(key)
                 .bind(Utc::now().timestamp())
@@ -264,7 +229,7 @@ impl Store {
                 .await
                 .map(Option::flatten)
                 .map_err(backend)),
-            Shared::Redis(pool) => pool
+            Self::Redis(_, pool) => pool
                 .get::<Option<String>, _>(refresh_key(key))
                 .await
                 .map(|r| r.filter(|r| !r.is_empty()))
@@ -272,59 +237,36 @@ impl Store {
         }
     }
 
-    /// Notes whose the session is, when a user is signed in to it, until it expires.
-    async fn index(&self, record: &Record) -> session_store::Result<()> {
+    /// In Redis, notes whose the session is (sets by subject and by `sid`), until it expires.
+    async fn index(pool: &Pool, record: &Record) -> session_store::Result<()> {
         let Some(owner) = owner(record) else {
             return Ok(());
         };
         let id = record.id.to_string();
         let expires_at = record.expiry_date.unix_timestamp();
-        match &self.shared {
-            Shared::Db(db) => on_db!(db, pool => sqlx::query(
-                "INSERT INTO session_owners (session_id, issuer, subject, provider_sid, expires_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (session_id) DO UPDATE SET expires_at = excluded.expires_at")
-                .bind(&id)
-                .bind(&owner.issuer)
-                .bind(&owner.subject)
-                .bind(&owner.provider_sid)
-                .bind(expires_at)
-                .execute(pool)
-                .await
-                .map(|_| ())
-                .map_err(backend)),
-            Shared::Redis(pool) => {
-                let mut keys = vec![subject_key(&owner.issuer, &owner.subject)];
-                keys.extend(owner.provider_sid.map(|sid| sid_key(&owner.issuer, &sid)));
-                for key in keys {
-                    let () = pool.sadd(&key, &id).await.map_err(backend)?;
-                    // The set lives as long as its longest-lived session: NX sets an expiry on
-                    // a new set, GT only ever lengthens it.
-                    let () = pool
-                        .expire_at(&key, expires_at, Some(ExpireOptions::NX))
-                        .await
-                        .map_err(backend)?;
-                    let () = pool
-                        .expire_at(&key, expires_at, Some(ExpireOptions::GT))
-                        .await
-                        .map_err(backend)?;
-                }
-                Ok(())
+        let mut keys = vec![subject_key(&owner.issuer, &owner.subject)];
+        keys.extend(owner.provider_sid.map(|sid| sid_key(&owner.issuer, &sid)));
+        for key in keys {
+            let () = pool.sadd(&key, &id).await.map_err(backend)?;
+            // The set lives as long as its longest-lived session: NX sets an expiry on a new
+            // set, GT only ever lengthens it.
+            for option in [ExpireOptions::NX, ExpireOptions::GT] {
+                let () = pool
+                    .expire_at(&key, expires_at, Some(option))
+                    .await
+                    .map_err(backend)?;
             }
         }
+        Ok(())
     }
+}
 
-    async fn records_exist(&self, id: &Id) -> session_store::Result<bool> {
-        Ok(self.records_load(id).await?.is_some())
-    }
-
-    async fn records_load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match &self.records {
-            Records::Sqlite(store) => store.load(id).await,
-            Records::Postgres(store) => store.load(id).await,
-            Records::Redis(store) => store.load(id).await,
-        }
-    }
+/// The part of a session's user that says whose the session is.
+#[derive(Default, Deserialize)]
+struct Owner {
+    issuer: String,
+    subject: String,
+    provider_sid: Option<String>,
 }
 
 /// Whose the session is, when a user is signed in to it.
@@ -332,15 +274,24 @@ fn owner(record: &Record) -> Option<Owner> {
     Owner::deserialize(record.data.get(super::USER)?).ok()
 }
 
-/// Whether the session still has its owner row, that is, was not ended meanwhile.
-async fn owned(db: &Db, id: &Id) -> session_store::Result<bool> {
-    on_db!(db, pool => sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM session_owners WHERE session_id = $1")
-        .bind(id.to_string())
-        .fetch_one(pool)
-        .await)
-    .map(|n| n > 0)
-    .map_err(backend)
+/// Runs `sql` (an insert or update of the `sessions` row) with the record's values as
+/// `$1`..`$6`: id, data, end, issuer, subject, provider sid. Returns the rows written.
+async fn write_row(db: &Db, sql: &str, record: &Record) -> session_store::Result<u64> {
+    let owner = owner(record).unwrap_or_default();
+    let data = serde_json::to_string(&record.data)
+        .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    let present = |s: String| Some(s).filter(|s| !s.is_empty());
+    on_db!(db, pool => sqlx::query(sql)
+        .bind(record.id.to_string())
+        .bind(data)
+        .bind(record.expiry_date.unix_timestamp())
+        .bind(present(owner.issuer))
+        .bind(present(owner.subject))
+        .bind(owner.provider_sid)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(backend))
 }
 
 fn subject_key(issuer: &str, subject: &str) -> String {
@@ -358,59 +309,84 @@ fn refresh_key(key: &str) -> String {
 #[async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match &self.records {
-            Records::Sqlite(store) => store.create(record).await,
-            Records::Postgres(store) => store.create(record).await,
-            Records::Redis(store) => store.create(record).await,
-        }?;
-        self.index(record).await
+        match self {
+            Self::Database(db) => loop {
+                let insert =
+                    "INSERT INTO sessions (id, data, expires_at, issuer, subject, provider_sid)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
+                if write_row(db, insert, record).await? == 1 {
+                    return Ok(());
+                }
+                record.id = Id::default(); // taken (vanishingly rare): another
+            },
+            Self::Redis(records, pool) => {
+                records.create(record).await?;
+                Self::index(pool, record).await
+            }
+        }
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        // A session ended elsewhere (sign out everywhere, back-channel logout) while this request
-        // ran must stay ended. The database stores would write it back, so a signed-in session
-        // whose owner row is gone is not saved. (The Redis store only overwrites existing keys.)
-        if let Shared::Db(db) = &self.shared {
-            if owner(record).is_some() && !owned(db, &record.id).await? {
-                return Ok(());
+        match self {
+            // An UPDATE: a session deleted meanwhile is not written back.
+            Self::Database(db) => {
+                let update = "UPDATE sessions SET data = $2, expires_at = $3, issuer = $4,
+                     subject = $5, provider_sid = $6 WHERE id = $1";
+                write_row(db, update, record).await.map(|_| ())
             }
-        }
-        match &self.records {
-            Records::Sqlite(store) => store.save(record).await,
-            Records::Postgres(store) => store.save(record).await,
-            // The Redis store fails (it cannot read Redis's nil as "not written") when the key
-            // is gone: then the session was ended meanwhile, and stays so.
-            Records::Redis(store) => match store.save(record).await {
-                Err(e) if !self.records_exist(&record.id).await? => {
+            // The Redis store overwrites existing keys only, and fails (it cannot read Redis's
+            // nil as "not written") when the key is gone: the session was ended meanwhile.
+            Self::Redis(records, pool) => match records.save(record).await {
+                Err(e) if records.load(&record.id).await?.is_none() => {
                     tracing::debug!(error = %e, "session ended while in use; not saved");
-                    return Ok(());
+                    Ok(())
                 }
-                saved => saved,
+                Err(e) => Err(e),
+                Ok(()) => Self::index(pool, record).await,
             },
-        }?;
-        self.index(record).await
+        }
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        self.records_load(id).await
+        match self {
+            Self::Database(db) => {
+                let row: Option<(String, i64)> = on_db!(db, pool => sqlx::query_as(
+                    "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
+                    .bind(id.to_string())
+                    .bind(Utc::now().timestamp())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(backend))?;
+                let Some((data, expires_at)) = row else {
+                    return Ok(None);
+                };
+                let data: HashMap<String, Value> = serde_json::from_str(&data)
+                    .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+                let expiry_date = OffsetDateTime::from_unix_timestamp(expires_at)
+                    .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+                Ok(Some(Record {
+                    id: *id,
+                    data,
+                    expiry_date,
+                }))
+            }
+            Self::Redis(records, _) => records.load(id).await,
+        }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        // The owner row first: from then on, a request still holding the session cannot save it
-        // back (see `save`). In Redis, the id stays in its owner's sets until they expire: ending
-        // a session that is gone already does nothing.
-        if let Shared::Db(db) = &self.shared {
-            on_db!(db, pool => sqlx::query("DELETE FROM session_owners WHERE session_id = $1")
+        match self {
+            Self::Database(db) => {
+                on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE id = $1")
                 .bind(id.to_string())
                 .execute(pool)
                 .await
-                .map(|_| ()))
-            .map_err(backend)?;
-        }
-        match &self.records {
-            Records::Sqlite(store) => store.delete(id).await,
-            Records::Postgres(store) => store.delete(id).await,
-            Records::Redis(store) => store.delete(id).await,
+                .map(|_| ())
+                .map_err(backend))
+            }
+            // The id stays in its owner's sets until they expire: ending a session that is gone
+            // already does nothing.
+            Self::Redis(records, _) => records.delete(id).await,
         }
     }
 }
@@ -418,21 +394,18 @@ impl SessionStore for Store {
 #[async_trait]
 impl ExpiredDeletion for Store {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        match &self.records {
-            Records::Sqlite(store) => store.delete_expired().await?,
-            Records::Postgres(store) => store.delete_expired().await?,
-            Records::Redis(_) => {}
-        }
-        if let Shared::Db(db) = &self.shared {
-            let now = Utc::now().timestamp();
-            for table in ["session_owners", "logout_tokens", "token_refreshes"] {
-                on_db!(db, pool => sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
-                    .bind(now)
-                    .execute(pool)
-                    .await
-                    .map(|_| ()))
-                .map_err(backend)?;
-            }
+        // Redis expires its keys itself.
+        let Self::Database(db) = self else {
+            return Ok(());
+        };
+        let now = Utc::now().timestamp();
+        for table in ["sessions", "logout_tokens", "token_refreshes"] {
+            on_db!(db, pool => sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(backend))?;
         }
         Ok(())
     }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The benchmark: builds the release app, then measures it with wrk and full sign-ins through
+# the bundled provider, the app pinned to core 0 and everything else to core 1. Prints a table
+# and writes it into README.md. Installs what is missing first (wrk among it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+scripts/setup.sh bench
+scripts/release-bundle.sh target/bench
+node scripts/bench/bench.mjs target/bench

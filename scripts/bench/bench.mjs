@@ -1,0 +1,236 @@
+// The benchmark (README: "Performance"): the release app pinned to one core, the load tool and
+// the bundled provider (in its non-interactive mode) to the other. Prints a table and writes
+// it into README.md between the bench markers.
+//
+//   node scripts/bench/bench.mjs BUNDLE_DIR    (scripts/bench.sh builds the bundle and runs this)
+//
+// Settings: BENCH_SECONDS (10) per load scenario, BENCH_SIGNINS (1500) full sign-ins,
+// BENCH_README=0 to leave the README alone.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+const bundle = resolve(process.argv[2] ?? 'target/bench');
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const signIns = Number(process.env.BENCH_SIGNINS ?? 1500);
+const APP = 'http://127.0.0.1:3400';
+const PROVIDER = 'http://127.0.0.1:4400';
+const [appCore, loadCore] = cpus().length > 1 ? ['0', '1'] : ['0', '0'];
+const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const work = mkdtempSync(join(tmpdir(), 'leptos-oidc-bench-'));
+const children = [];
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
+});
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+
+function start(core, command, args, options) {
+  const child = spawn('taskset', ['-c', core, command, ...args], { stdio: ['ignore', 'ignore', 'inherit'], ...options });
+  children.push(child);
+  return child;
+}
+
+async function waitFor(url, timeoutMs = 30_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await fetch(url, { redirect: 'manual' })).status < 500) return;
+    } catch { /* not up yet */ }
+    if (Date.now() > until) throw new Error(`${url} did not answer`);
+    await sleep(1);
+  }
+}
+
+/** Resident memory (MiB) and CPU time (ms) of a process, from /proc. */
+function usage(pid) {
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1];
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const cpuTicks = Number(stat[11]) + Number(stat[12]); // utime + stime
+  return { rssMiB: Number(rss) / 1024, cpuMs: (cpuTicks * 1000) / TICKS_PER_SECOND };
+}
+
+function toMs(text) {
+  const [, n, unit] = /([\d.]+)(us|ms|s)/.exec(text);
+  return Number(n) * { us: 0.001, ms: 1, s: 1000 }[unit];
+}
+
+/** wrk, pinned to the load core, 32 connections: requests per second, p50 and p99 in ms. */
+function wrk(path, headers = [], duration = seconds) {
+  const args = ['-c', loadCore, 'wrk', '-t1', '-c32', `-d${duration}s`, '--latency'];
+  for (const h of headers) args.push('-H', h);
+  const run = spawnSync('taskset', [...args, `${APP}${path}`], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr}`);
+  const out = run.stdout;
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  if (non2xx) throw new Error(`${path}: ${non2xx[1]} error responses\n${out}`);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]),
+    p50: toMs(/\s50%\s+(\S+)/.exec(out)[1]),
+    p99: toMs(/\s99%\s+(\S+)/.exec(out)[1]),
+  };
+}
+
+/** A browser's cookies, per origin; enough for this flow. */
+class Jar {
+  constructor() { this.byOrigin = new Map(); }
+  header(url) {
+    const cookies = this.byOrigin.get(new URL(url).origin) ?? new Map();
+    return [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+  store(url, response) {
+    const origin = new URL(url).origin;
+    const cookies = this.byOrigin.get(origin) ?? new Map();
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(';');
+      const at = pair.indexOf('=');
+      const name = pair.slice(0, at).trim();
+      if (attributes.some((a) => /^\s*max-age=0\s*$/i.test(a))) cookies.delete(name);
+      else cookies.set(name, pair.slice(at + 1).trim());
+    }
+    this.byOrigin.set(origin, cookies);
+  }
+}
+
+async function get(jar, url) {
+  const response = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header(url), accept: 'text/html' } });
+  jar.store(url, response);
+  await response.arrayBuffer();
+  return response;
+}
+
+/** One whole sign-in as a new browser: /login, the provider's redirects, the callback. */
+async function signIn() {
+  const jar = new Jar();
+  let response = await get(jar, `${APP}/login`);
+  let url = response.headers.get('location');
+  while (!url.startsWith(APP)) {
+    response = await get(jar, url);
+    if (!response.headers.get('location')) throw new Error(`the provider stopped at ${url}: ${response.status}`);
+    url = new URL(response.headers.get('location'), url).href;
+  }
+  const started = performance.now();
+  response = await get(jar, url);
+  const callbackMs = performance.now() - started;
+  if (response.headers.get('location') !== '/profile') throw new Error(`callback answered ${response.status}`);
+  return { callbackMs, cookie: jar.header(APP) };
+}
+
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+function size(file) {
+  const bytes = readFileSync(file);
+  return { raw: bytes.length / 1024, gzip: gzipSync(bytes, { level: 9 }).length / 1024 };
+}
+
+// --- the run ---
+const provider = start(loadCore, 'node', ['scripts/provider/provider.mjs'], {
+  env: {
+    ...process.env,
+    PROVIDER_PORT: '4400',
+    APP_URL: APP,
+    PROVIDER_AUTO_SIGN_IN: 'alice',
+    PROVIDER_KEYS_FILE: join(work, 'jwks.json'),
+  },
+});
+await waitFor(`${PROVIDER}/.well-known/openid-configuration`);
+
+const launched = performance.now();
+const app = start(appCore, './leptos-oidc', [], {
+  cwd: bundle,
+  env: {
+    ...process.env,
+    LEPTOS_SITE_ADDR: '127.0.0.1:3400',
+    LEPTOS_SITE_ROOT: 'site',
+    OIDC_ISSUER: PROVIDER,
+    OIDC_CLIENT_ID: 'leptos-oidc-demo',
+    OIDC_CLIENT_SECRET: 'leptos-oidc-demo-secret',
+    DATABASE_URL: `sqlite:${join(work, 'bench.db')}`,
+    RUST_LOG: 'warn',
+  },
+});
+await waitFor(`${APP}/`);
+const startupMs = performance.now() - launched;
+await waitFor(`${APP}/login`);
+await sleep(1000);
+const idle = usage(app.pid);
+
+const rows = [];
+const memory = [['idle', idle.rssMiB]];
+function scenario(name, budgetRps, path, headers) {
+  wrk(path, headers, 2); // warm-up
+  const r = wrk(path, headers);
+  rows.push({ name, ...r, budgetRps });
+  memory.push([name, usage(app.pid).rssMiB]);
+  console.error(`${name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
+}
+scenario('a: GET / (public page)', 60_000, '/');
+scenario('b: GET /login (a fresh state, nonce and PKCE each)', 30_000, '/login');
+const { cookie } = await signIn();
+scenario('c: GET /profile (signed in)', 15_000, '/profile', [`Cookie: ${cookie}`]);
+
+// d: full sign-ins, each by a new browser. First one at a time, for the callback's latency
+// without queueing (the provider and this driver share a core); then 8 at a time, for the
+// rate and the app's CPU time per sign-in.
+for (let i = 0; i < 50; i++) await signIn(); // warm-up
+const providerBefore = await (await fetch(`${PROVIDER}/bench/stats`)).json();
+const callbacks = [];
+const alone = Math.max(100, Math.floor(signIns / 5));
+for (let i = 0; i < alone; i++) callbacks.push((await signIn()).callbackMs);
+const providerAfter = await (await fetch(`${PROVIDER}/bench/stats`)).json();
+const providerMs = (providerAfter.token.ms - providerBefore.token.ms
+  + providerAfter.userinfo.ms - providerBefore.userinfo.ms) / alone;
+callbacks.sort((x, y) => x - y);
+
+const cpuBefore = usage(app.pid).cpuMs;
+const began = performance.now();
+let left = signIns;
+await Promise.all(Array.from({ length: 8 }, async () => {
+  while (left-- > 0) await signIn();
+}));
+const elapsed = (performance.now() - began) / 1000;
+const d = {
+  perSecond: signIns / elapsed,
+  p50: percentile(callbacks, 50),
+  p99: percentile(callbacks, 99),
+  cpu: (usage(app.pid).cpuMs - cpuBefore) / signIns,
+  providerMs,
+};
+memory.push(['d: sign-ins', usage(app.pid).rssMiB]);
+
+const pkg = join(bundle, 'site', 'pkg');
+const wasm = size(join(pkg, readdirSync(pkg).find((f) => f.endsWith('.wasm'))));
+const js = size(join(pkg, readdirSync(pkg).find((f) => f.endsWith('.js'))));
+
+// --- the table ---
+const f = (n, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const verdict = (ok) => (ok ? 'met' : '**missed**');
+const lines = [
+  '| scenario | measured | budget | |',
+  '|---|---|---|---|',
+  ...rows.map((r) => `| ${r.name} | ${f(r.rps)} req/s, p50 ${f(r.p50, 2)} ms, p99 ${f(r.p99, 2)} ms | ≥ ${f(r.budgetRps)} req/s, p99 ≤ 2 ms | ${verdict(r.rps >= r.budgetRps && r.p99 <= 2)} |`),
+  `| d: full sign-ins through the provider | ${f(d.perSecond)} sign-ins/s (bound by the provider's core) | | |`,
+  `| d: app CPU per sign-in | ${f(d.cpu, 3)} ms | ≤ 0.45 ms | ${verdict(d.cpu <= 0.45)} |`,
+  `| d: callback request alone | p50 ${f(d.p50, 2)} ms, p99 ${f(d.p99, 2)} ms, of which the provider's token and userinfo answers ${f(d.providerMs, 2)} ms | adds ≤ 1 ms to the provider's time | ${verdict(d.p50 - d.providerMs <= 1)} (adds ${f(d.p50 - d.providerMs, 2)} ms at p50) |`,
+  `| resident memory | ${memory.map(([n, m]) => `${n.split(':')[0]} ${f(m, 1)}`).join(', ')} MiB | < 64 MiB after every scenario | ${verdict(memory.every(([, m]) => m < 64))} |`,
+  `| hydration WASM | ${f(wasm.raw, 1)} KiB, ${f(wasm.gzip, 1)} KiB gzip | ≤ 150 KB gzip | ${verdict(wasm.gzip * 1.024 <= 150)} |`,
+  `| hydration JS | ${f(js.raw, 1)} KiB, ${f(js.gzip, 1)} KiB gzip | | |`,
+  `| start to first answered request | ${f(startupMs, 1)} ms | | |`,
+];
+const cpu = cpus()[0].model.replace(/\s+/g, ' ').trim();
+const when = new Date().toISOString().slice(0, 10);
+const stamp = `Measured by \`scripts/bench.sh\` on ${when}: ${cpu}, ${cpus().length} cores (the app on core ${appCore}; wrk, the provider and the sign-in driver on core ${loadCore}), release build, ${seconds} s per load scenario after a 2 s warm-up, wrk with 1 thread and 32 connections. Sign-ins: ${f(alone)} one at a time for the callback's latency, then ${f(signIns)} by 8 concurrent new browsers for the rate and the CPU time.`;
+const table = lines.join('\n');
+console.log(`\n${stamp}\n\n${table}`);
+
+if (process.env.BENCH_README !== '0') {
+  const readme = readFileSync('README.md', 'utf8');
+  const updated = readme.replace(/(<!-- bench:start -->\n)[\s\S]*?(<!-- bench:end -->)/, `$1${stamp}\n\n${table}\n$2`);
+  writeFileSync('README.md', updated);
+  console.error('README.md: benchmark table updated');
+}
+process.exit(0);
