@@ -1,0 +1,20 @@
+import { test, expect } from '@playwright/test';
+import { gzipSync } from 'node:zlib';
+
+// Size guards on what every visitor downloads, measured on the release build this suite runs.
+// Issue 5's budget for the hydration WASM is 150 KB gzipped; the app is at 211 KB (README,
+// "Performance", says why). This guard stops it growing while that gap is open: lower the
+// limit as it closes, down to the budget.
+const WASM_GZIP_LIMIT = 220 * 1024;
+const JS_GZIP_LIMIT = 8 * 1024;
+
+async function gzippedSize(request: import('@playwright/test').APIRequestContext, path: string) {
+  const response = await request.get(path);
+  expect(response.status()).toBe(200);
+  return gzipSync(await response.body(), { level: 9 }).length;
+}
+
+test('the hydration WASM and JS stay within their size limits', async ({ request }) => {
+  expect(await gzippedSize(request, '/pkg/leptos_oidc.wasm')).toBeLessThanOrEqual(WASM_GZIP_LIMIT);
+  expect(await gzippedSize(request, '/pkg/leptos_oidc.js')).toBeLessThanOrEqual(JS_GZIP_LIMIT);
+});
