@@ -60,9 +60,9 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
     say "installing wasm-opt (npm binaryen)"
     npm install -g --no-audit --no-fund --loglevel=error binaryen@132
   fi
-  # Playwright cannot download its browsers here: Debian's Chromium instead. The tests run
-  # against real Redis and PostgreSQL servers, which scripts/test-servers.sh starts.
   if [ "$mode" = test ]; then
+    # Playwright cannot download its browsers here: Debian's Chromium instead. The tests run
+    # against real Redis and PostgreSQL servers, which scripts/test-servers.sh starts.
     apt_install chromium redis-server postgresql
     npm_ci end2end
   fi

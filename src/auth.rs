@@ -200,13 +200,16 @@ mod flow {
     use leptos::prelude::*;
     use serde::{Deserialize, Serialize};
     use sha2::{Digest, Sha256};
-    use std::time::{Duration, Instant};
+    use std::{
+        sync::Arc,
+        time::{Duration, Instant},
+    };
     use tower_sessions::Session;
 
     /// The app's state, provided to every request. Absent only when the app is rendered outside
     /// a request (the route list is built at start-up), where nobody is signed in.
-    fn app_state() -> Result<AppState, SignInFailure> {
-        use_context::<AppState>().ok_or(SignInFailure::StorageUnavailable)
+    fn app_state() -> Result<Arc<AppState>, SignInFailure> {
+        use_context::<Arc<AppState>>().ok_or(SignInFailure::StorageUnavailable)
     }
 
     /// A real 302 whatever the request's `Accept` says (leptos_axum answers 200 to clients that

@@ -83,9 +83,10 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
         config: Arc::new(config),
     };
     let routes = generate_route_list(App);
-    // Server functions and every rendered page, the 404 page included, get the state.
+    // Server functions and every rendered page, the 404 page included, get the state: behind
+    // an Arc, so that giving it to each request costs one counter, not a copy of every field.
     let context = {
-        let state = state.clone();
+        let state = Arc::new(state.clone());
         move || provide_context(state.clone())
     };
     Ok(Router::new()
