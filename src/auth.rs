@@ -222,6 +222,13 @@ mod flow {
         }
     }
 
+    /// The request's headers (none outside a request).
+    async fn request_headers() -> HeaderMap {
+        leptos_axum::extract::<HeaderMap>()
+            .await
+            .unwrap_or_default()
+    }
+
     fn set_cookies(cookies: impl IntoIterator<Item = tower_sessions::cookie::Cookie<'static>>) {
         let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
             return;
@@ -272,10 +279,7 @@ mod flow {
             tracing::warn!(error = %e, "sign-in not started");
             e.failure()
         })?;
-        let headers = leptos_axum::extract::<HeaderMap>()
-            .await
-            .unwrap_or_default();
-        set_cookies(app.pending.add(&headers, &pending));
+        set_cookies(app.pending.add(&request_headers().await, &pending));
         tracing::info!("sign-in started; redirecting to the provider");
         Ok(url.into())
     }
@@ -306,10 +310,7 @@ mod flow {
         // The pending sign-in is used up whatever happens next: a state works once.
         let pending = match &state {
             Some(state) => {
-                let headers = leptos_axum::extract::<HeaderMap>()
-                    .await
-                    .unwrap_or_default();
-                let (pending, removal) = app.pending.take(&headers, state);
+                let (pending, removal) = app.pending.take(&request_headers().await, state);
                 set_cookies(removal);
                 pending
             }
@@ -382,10 +383,7 @@ mod flow {
                 return "/logout?error=failed".into();
             }
         };
-        let headers = leptos_axum::extract::<HeaderMap>()
-            .await
-            .unwrap_or_default();
-        if !same_origin(&headers, app.config.public_origin.as_str())
+        if !same_origin(&request_headers().await, app.config.public_origin.as_str())
             || !session::csrf_matches(&user, &csrf)
         {
             tracing::warn!(

@@ -146,6 +146,15 @@ const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchan
 /// How long a logout token without `exp` is taken after its `iat`.
 const LOGOUT_TOKEN_MAX_AGE: i64 = 120;
 
+/// An ID token that passed every check, with the provider as it was when it did (its keys may
+/// have been fetched again meanwhile).
+struct Checked {
+    claims: CoreIdTokenClaims,
+    /// The token as the provider sent it, to keep for `id_token_hint`.
+    compact: String,
+    provider: Arc<Provider>,
+}
+
 /// What discovery gave: the configured client, the keys, and the logout endpoint.
 struct Provider {
     client: OidcClient,
@@ -232,10 +241,13 @@ impl Oidc {
             .id_token()
             .ok_or_else(|| OidcError::TokenRefused("the token response has no id_token".into()))?;
         let nonce = Nonce::new(pending.nonce);
-        let (claims, provider) = self
+        let Checked {
+            claims,
+            compact: id_token,
+            provider,
+        } = self
             .verified_claims(provider, id_token, &nonce, &tokens)
             .await?;
-        let id_token = id_token.to_string();
 
         let mut all_claims = claim_map(&claims);
         if let Ok(request) = provider.client.user_info(
@@ -287,15 +299,15 @@ impl Oidc {
         check_token_type(&tokens)?;
         let id_token = match tokens.id_token() {
             Some(id_token) => {
-                let (claims, _) = self
+                let checked = self
                     .verified_claims(provider, id_token, no_nonce, &tokens)
                     .await?;
-                if claims.subject().as_str() != subject {
+                if checked.claims.subject().as_str() != subject {
                     return Err(OidcError::TokenRefused(
                         "the refreshed ID token is about another subject".into(),
                     ));
                 }
-                Some(id_token.to_string())
+                Some(checked.compact)
             }
             None => None,
         };
@@ -318,6 +330,8 @@ impl Oidc {
         let [header, payload, signature] = parts[..] else {
             return Err(refused("not a signed JWT"));
         };
+        // The signed input: the header and payload parts with the dot between them.
+        let signed = &token.as_bytes()[..header.len() + 1 + payload.len()];
         let header = decode_json(header).ok_or_else(|| refused("unreadable header"))?;
         let alg: CoreJwsSigningAlgorithm =
             serde_json::from_value(header["alg"].clone()).map_err(|_| refused("unknown alg"))?;
@@ -335,7 +349,6 @@ impl Oidc {
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| refused("unreadable signature"))?;
-        let signed = &token.as_bytes()[..token.len() - signature_len(token)];
         loop {
             let keys: Vec<&CoreJsonWebKey> = provider
                 .jwks
@@ -613,14 +626,14 @@ impl Oidc {
 
     /// Verifies an ID token's signature and claims. A token signed with a key we have not seen
     /// may mean the provider rotated its keys: they are fetched once more (rate limited) and the
-    /// token tried again. Returns the claims and the provider as it now is.
+    /// token tried again.
     async fn verified_claims<N: NonceVerifier + Copy>(
         &self,
         mut provider: Arc<Provider>,
         id_token: &CoreIdToken,
         nonce: N,
         tokens: &impl OAuth2TokenResponse,
-    ) -> Result<(CoreIdTokenClaims, Arc<Provider>), OidcError> {
+    ) -> Result<Checked, OidcError> {
         let claims = loop {
             let verified = {
                 let verifier = self.verifier(&provider);
@@ -646,7 +659,8 @@ impl Oidc {
             }
         };
         // What openidconnect leaves unchecked: `nbf`, and `azp`, which when present must name us.
-        self.check_not_before(&id_token.to_string())?;
+        let compact = id_token.to_string();
+        self.check_not_before(&compact)?;
         if let Some(azp) = claims.authorized_party() {
             if azp.as_str() != self.config.client_id.as_str() {
                 return Err(OidcError::TokenRefused(format!(
@@ -655,7 +669,11 @@ impl Oidc {
                 )));
             }
         }
-        Ok((claims, provider))
+        Ok(Checked {
+            claims,
+            compact,
+            provider,
+        })
     }
 
     /// `nbf`, which openidconnect does not read: a token not valid yet (beyond the allowed
@@ -766,11 +784,6 @@ fn decode_json(part: &str) -> Option<Value> {
 fn signed_claim(jwt: &str, name: &str) -> Option<Value> {
     let mut claims = decode_json(jwt.split('.').nth(1)?)?;
     claims.get_mut(name).map(Value::take)
-}
-
-/// The length of a compact JWS's last part with its dot: what is left is the signed input.
-fn signature_len(token: &str) -> usize {
-    token.len() - token.rfind('.').unwrap_or(token.len())
 }
 
 /// Whether a token response body is a JSON object with an `id_token` string.

@@ -64,22 +64,15 @@ impl PendingSignIns {
     /// and the oldest beyond [`MAX_PENDING`].
     pub fn add(&self, request: &HeaderMap, pending: &PendingSignIn) -> Vec<Cookie<'static>> {
         let now = Utc::now().timestamp_millis();
-        let mut open: Vec<(i64, String)> = self
-            .all(request)
-            .into_iter()
-            .filter_map(|(name, pending)| match pending {
-                Some(p) if now - p.started_ms < PENDING_TTL_SECONDS * 1000 => {
-                    Some((p.started_ms, name))
-                }
-                _ => None,
-            })
-            .collect();
-        let mut set: Vec<Cookie<'static>> = self
-            .all(request)
-            .into_iter()
-            .filter(|(name, _)| !open.iter().any(|(_, n)| n == name))
-            .map(|(name, _)| self.removal(name))
-            .collect();
+        let mut set = Vec::new();
+        let mut open: Vec<(i64, String)> = Vec::new();
+        for cookie in pending_cookies(request) {
+            let name = cookie.name().to_owned();
+            match self.open(cookie).filter(|p| fresh(p, now)) {
+                Some(p) => open.push((p.started_ms, name)),
+                None => set.push(self.removal(name)),
+            }
+        }
         open.sort();
         let excess = (open.len() + 1).saturating_sub(MAX_PENDING);
         set.extend(open.drain(..excess).map(|(_, name)| self.removal(name)));
@@ -100,42 +93,22 @@ impl PendingSignIns {
         state: &str,
     ) -> (Option<PendingSignIn>, Option<Cookie<'static>>) {
         let name = name_for(state);
-        let Some(pending) = self
-            .all(request)
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, p)| p)
-        else {
+        let Some(cookie) = pending_cookies(request).find(|c| c.name() == name) else {
             return (None, None);
         };
         let now = Utc::now().timestamp_millis();
-        let pending = pending.filter(|p| {
-            bool::from(p.state.as_bytes().ct_eq(state.as_bytes()))
-                && now - p.started_ms < PENDING_TTL_SECONDS * 1000
-        });
+        let pending = self
+            .open(cookie)
+            .filter(|p| bool::from(p.state.as_bytes().ct_eq(state.as_bytes())) && fresh(p, now));
         (pending, Some(self.removal(name)))
     }
 
-    /// This browser's pending sign-in cookies, by name, opened (`None`: forged or stale key).
-    fn all(&self, request: &HeaderMap) -> Vec<(String, Option<PendingSignIn>)> {
-        let jar = self.key.clone();
-        request
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| Cookie::parse(pair.trim().to_owned()).ok())
-            .filter(|cookie| cookie.name().starts_with(PREFIX))
-            .map(|cookie| {
-                let name = cookie.name().to_owned();
-                let mut opener = CookieJar::new();
-                let opened = opener
-                    .private_mut(&jar)
-                    .decrypt(cookie)
-                    .and_then(|c| serde_json::from_str(c.value()).ok());
-                (name, opened)
-            })
-            .collect()
+    /// A pending sign-in cookie opened: `None` when forged, damaged or sealed with another key.
+    fn open(&self, cookie: Cookie<'static>) -> Option<PendingSignIn> {
+        CookieJar::new()
+            .private(&self.key)
+            .decrypt(cookie)
+            .and_then(|c| serde_json::from_str(c.value()).ok())
     }
 
     fn cookie(&self, name: String, value: String, max_age: i64) -> Cookie<'static> {
@@ -152,6 +125,22 @@ impl PendingSignIns {
     fn removal(&self, name: String) -> Cookie<'static> {
         self.cookie(name, String::new(), 0)
     }
+}
+
+/// This browser's pending sign-in cookies, still sealed.
+fn pending_cookies(request: &HeaderMap) -> impl Iterator<Item = Cookie<'static>> + '_ {
+    request
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| Cookie::parse(pair.trim().to_owned()).ok())
+        .filter(|cookie| cookie.name().starts_with(PREFIX))
+}
+
+/// Whether a pending sign-in is still within its time (Unix milliseconds `now`).
+fn fresh(pending: &PendingSignIn, now: i64) -> bool {
+    now - pending.started_ms < PENDING_TTL_SECONDS * 1000
 }
 
 /// A cookie name for the sign-in with `state`: a hash, so the name carries nothing of it.

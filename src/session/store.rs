@@ -86,17 +86,8 @@ impl Store {
         issuer: &str,
         subject: &str,
     ) -> session_store::Result<usize> {
-        match self {
-            Self::Database(db) => on_db!(db, pool => sqlx::query(
-                "DELETE FROM sessions WHERE issuer = $1 AND subject = $2")
-                .bind(issuer)
-                .bind(subject)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected() as usize)
-                .map_err(backend)),
-            Self::Redis(_, pool) => self.end_indexed(pool, subject_key(issuer, subject)).await,
-        }
+        let redis_key = subject_key(issuer, subject);
+        self.end_owned("subject", issuer, subject, redis_key).await
     }
 
     /// Ends every session that the provider's session `sid` signed in, on every instance.
@@ -105,30 +96,32 @@ impl Store {
         issuer: &str,
         sid: &str,
     ) -> session_store::Result<usize> {
-        match self {
-            Self::Database(db) => on_db!(db, pool => sqlx::query(
-                "DELETE FROM sessions WHERE issuer = $1 AND provider_sid = $2")
-                .bind(issuer)
-                .bind(sid)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected() as usize)
-                .map_err(backend)),
-            Self::Redis(_, pool) => self.end_indexed(pool, sid_key(issuer, sid)).await,
-        }
+        self.end_owned("provider_sid", issuer, sid, sid_key(issuer, sid))
+            .await
     }
 
-    /// Ends the Redis sessions that the set `key` lists.
-    async fn end_indexed(&self, pool: &Pool, key: String) -> session_store::Result<usize> {
-        let ids: Vec<String> = pool.smembers(&key).await.map_err(backend)?;
-        let keys: Vec<String> = ids
-            .into_iter()
-            .filter(|id| Id::from_str(id).is_ok())
-            .chain([key])
-            .collect();
-        let deleted: i64 = pool.del(keys).await.map_err(backend)?;
-        // The set itself was one of the keys deleted.
-        Ok((deleted - 1).max(0) as usize)
+    /// Ends the sessions of `issuer` whose `column` (subject or provider sid) is `value`: in the
+    /// database by that column, in Redis by the set `redis_key`.
+    async fn end_owned(
+        &self,
+        column: &'static str,
+        issuer: &str,
+        value: &str,
+        redis_key: String,
+    ) -> session_store::Result<usize> {
+        match self {
+            Self::Database(db) => {
+                let delete = format!("DELETE FROM sessions WHERE issuer = $1 AND {column} = $2");
+                on_db!(db, pool => sqlx::query(&delete)
+                    .bind(issuer)
+                    .bind(value)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected() as usize)
+                    .map_err(backend))
+            }
+            Self::Redis(_, pool) => end_indexed(pool, redis_key).await,
+        }
     }
 
     /// Records that the logout token `jti` of `issuer` has been used; `false` when it had been
@@ -150,24 +143,19 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected() == 1)
                 .map_err(backend)),
-            Self::Redis(_, pool) => pool
-                .set::<Option<String>, _, _>(
-                    format!("{PREFIX}:jti:{issuer}\n{jti}"),
-                    1,
-                    Some(Expiration::EXAT(expires_at.max(Utc::now().timestamp() + 1))),
-                    Some(SetOptions::NX),
-                    false,
-                )
-                .await
-                .map(|set| set.is_some())
-                .map_err(backend),
+            Self::Redis(_, pool) => {
+                let key = format!("{PREFIX}:jti:{issuer}\n{jti}");
+                let until = expires_at.max(Utc::now().timestamp() + 1);
+                set_if_absent(pool, key, "1", until).await
+            }
         }
     }
 
     /// Claims the refresh that uses the refresh token hashed as `key`: `true` for the one
     /// request (on any instance) that should run it; the others wait for its result.
     pub async fn claim_refresh(&self, key: &str, ttl: Duration) -> session_store::Result<bool> {
-        let expires_at = Utc::now().timestamp() + ttl.as_secs() as i64;
+        let now = Utc::now().timestamp();
+        let expires_at = now + ttl.as_secs() as i64;
         match self {
             Self::Database(db) => on_db!(db, pool => sqlx::query(
                 "INSERT INTO token_refreshes (token_hash, result, expires_at) VALUES ($1, NULL, $2)
@@ -175,22 +163,12 @@ impl Store {
                  WHERE token_refreshes.expires_at < $3")
                 .bind(key)
                 .bind(expires_at)
-                .bind(Utc::now().timestamp())
+                .bind(now)
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected() == 1)
                 .map_err(backend)),
-            Self::Redis(_, pool) => pool
-                .set::<Option<String>, _, _>(
-                    refresh_key(key),
-                    "",
-                    Some(Expiration::EXAT(expires_at)),
-                    Some(SetOptions::NX),
-                    false,
-                )
-                .await
-                .map(|set| set.is_some())
-                .map_err(backend),
+            Self::Redis(_, pool) => set_if_absent(pool, refresh_key(key), "", expires_at).await,
         }
     }
 
@@ -292,6 +270,39 @@ async fn write_row(db: &Db, sql: &str, record: &Record) -> session_store::Result
         .await
         .map(|done| done.rows_affected())
         .map_err(backend))
+}
+
+/// Ends the Redis sessions that the set `key` lists, and the set.
+async fn end_indexed(pool: &Pool, key: String) -> session_store::Result<usize> {
+    let ids: Vec<String> = pool.smembers(&key).await.map_err(backend)?;
+    let keys: Vec<String> = ids
+        .into_iter()
+        .filter(|id| Id::from_str(id).is_ok())
+        .chain([key])
+        .collect();
+    let deleted: i64 = pool.del(keys).await.map_err(backend)?;
+    // The set itself was one of the keys deleted.
+    Ok((deleted - 1).max(0) as usize)
+}
+
+/// Sets a Redis key that does not exist yet, until `expires_at` (Unix seconds); `false` when
+/// it existed.
+async fn set_if_absent(
+    pool: &Pool,
+    key: String,
+    value: &str,
+    expires_at: i64,
+) -> session_store::Result<bool> {
+    pool.set::<Option<String>, _, _>(
+        key,
+        value,
+        Some(Expiration::EXAT(expires_at)),
+        Some(SetOptions::NX),
+        false,
+    )
+    .await
+    .map(|set| set.is_some())
+    .map_err(backend)
 }
 
 fn subject_key(issuer: &str, subject: &str) -> String {
