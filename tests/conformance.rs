@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use support::{
-    default_jwks, jwk, logout_claims, query_param, run, sign_jwt, start_app, Behaviour, Key, Page,
-    Signer, TestApp, TestProvider, CLIENT_ID, CLIENT_SECRET,
+    default_jwks, jwk, logout_claims, merge, query_param, run, sign_jwt, start_app,
+    tamper_signature, Behaviour, Key, Page, Signer, TestApp, TestProvider, CLIENT_ID,
+    CLIENT_SECRET,
 };
 
 async fn setup(behaviour: Behaviour) -> (TestApp, TestProvider) {
@@ -372,15 +373,9 @@ async fn post_logout_token(app: &TestApp, token: &str) -> reqwest::Response {
 
 /// A logout token signed as the provider signs, with these changes to a valid one's claims.
 fn logout_token(issuer: &str, changes: &[(&str, Value)]) -> String {
-    let mut claims = logout_claims(issuer);
-    for (name, value) in changes {
-        if value.is_null() {
-            claims.as_object_mut().unwrap().remove(*name);
-        } else {
-            claims[*name] = value.clone();
-        }
-    }
-    sign_jwt(&Signer::default(), &claims)
+    let mut token = logout_claims(issuer);
+    merge(&mut token, &claims(changes));
+    sign_jwt(&Signer::default(), &token)
 }
 
 /// The app refused the logout token with a 400 and a JSON error, and the session lives on.
@@ -499,9 +494,7 @@ fn x_backchannel_bad_signature() {
     run(async {
         let (answer, app) = back_channel(|issuer| {
             let mut token = logout_token(issuer, &[]);
-            let at = token.len() - 20;
-            let flipped = if &token[at..=at] == "A" { "B" } else { "A" };
-            token.replace_range(at..=at, flipped);
+            tamper_signature(&mut token);
             token
         })
         .await;

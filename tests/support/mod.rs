@@ -341,25 +341,13 @@ async fn token(
     }
 
     let access_token = format!("at-{}", grant.nonce);
-    let at_hash = at_hash(&access_token);
-    let now = now();
-    let mut claims = json!({
-        "iss": p.issuer,
-        "sub": SUBJECT,
-        "aud": CLIENT_ID,
-        "exp": now + 300,
-        "iat": now,
-        "nonce": grant.nonce,
-        "at_hash": at_hash,
-        "sid": "provider-session-1",
-    });
+    let mut claims = id_token_claims(&p.issuer, &access_token);
+    claims["nonce"] = grant.nonce.into();
+    claims["sid"] = "provider-session-1".into();
     merge(&mut claims, &behaviour.id_token_claims);
     let mut id_token = sign_jwt(&behaviour.signer, &claims);
     if behaviour.tamper_signature {
-        // A character well inside the signature: the last one may hold only padding bits.
-        let at = id_token.len() - 20;
-        let flipped = if &id_token[at..=at] == "A" { "B" } else { "A" };
-        id_token.replace_range(at..=at, flipped);
+        tamper_signature(&mut id_token);
     }
     let mut response = json!({
         "access_token": access_token,
@@ -372,6 +360,19 @@ async fn token(
     }
     merge(&mut response, &behaviour.token_fields);
     Json(response).into_response()
+}
+
+/// A valid ID token's claims, for `access_token`: what both grants start from.
+fn id_token_claims(issuer: &str, access_token: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": issuer,
+        "sub": SUBJECT,
+        "aud": CLIENT_ID,
+        "exp": now + 300,
+        "iat": now,
+        "at_hash": at_hash(access_token),
+    })
 }
 
 fn new_refresh_token(p: &Shared) -> String {
@@ -391,16 +392,9 @@ async fn refresh(p: &Shared, behaviour: &Behaviour, token: Option<&String>) -> R
     if !known || behaviour.refresh_refused {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
-    let (issued, now) = (p.state.lock().unwrap().issued, now());
+    let issued = p.state.lock().unwrap().issued;
     let access_token = format!("at-refreshed-{issued}");
-    let mut claims = json!({
-        "iss": p.issuer,
-        "sub": SUBJECT,
-        "aud": CLIENT_ID,
-        "exp": now + 300,
-        "iat": now,
-        "at_hash": at_hash(&access_token),
-    });
+    let mut claims = id_token_claims(&p.issuer, &access_token);
     merge(&mut claims, &behaviour.refresh_id_token_claims);
     Json(json!({
         "access_token": access_token,
@@ -446,7 +440,16 @@ async fn userinfo(State(p): State<Arc<Shared>>, headers: HeaderMap) -> Response 
     Json(claims).into_response()
 }
 
-fn merge(target: &mut Value, overrides: &Map<String, Value>) {
+/// Breaks a JWT's signature: one character changed well inside it (the last one may hold only
+/// padding bits).
+pub fn tamper_signature(jwt: &mut String) {
+    let at = jwt.len() - 20;
+    let flipped = if &jwt[at..=at] == "A" { "B" } else { "A" };
+    jwt.replace_range(at..=at, flipped);
+}
+
+/// Applies `overrides` to a JSON object: a `null` removes the member.
+pub fn merge(target: &mut Value, overrides: &Map<String, Value>) {
     let map = target.as_object_mut().unwrap();
     for (k, v) in overrides {
         if v.is_null() {
