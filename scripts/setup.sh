@@ -62,8 +62,9 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   fi
   if [ "$mode" = test ]; then
     # Playwright cannot download its browsers here: Debian's Chromium instead. The tests run
-    # against real Redis and PostgreSQL servers, which scripts/test-servers.sh starts.
-    apt_install chromium redis-server postgresql
+    # against real Redis and PostgreSQL servers, which scripts/test-servers.sh starts (it asks
+    # python3 for free ports).
+    apt_install chromium redis-server postgresql python3
     npm_ci end2end
   fi
 fi
