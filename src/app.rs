@@ -9,7 +9,12 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use crate::auth::{current_user, Profile, SignInFailure, Visitor};
+use crate::{
+    auth::{current_user, sign_in_choices},
+    failure::{SignInFailure, SignOutFailure},
+    links,
+    visitor::{Profile, ProviderChoice, Visitor},
+};
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -100,20 +105,18 @@ fn Header() -> impl IntoView {
                         }
                             .into_any()
                     }
-                    None => view! { <SignInLink label="Sign in" return_to=None /> }.into_any(),
+                    None => view! { <SignInLink label="Sign in".into() provider=None return_to=None /> }.into_any(),
                 })}
             </nav>
         </header>
     }
 }
 
-/// A plain link to `/login`: a full page load to the server, with or without WASM.
+/// A plain link to `/login` (at `provider`, or the only one): a full page load to the server,
+/// with or without WASM.
 #[component]
-fn SignInLink(label: &'static str, return_to: Option<String>) -> impl IntoView {
-    let href = match return_to {
-        Some(path) => format!("/login?return_to={}", encode_query_value(&path)),
-        None => "/login".to_owned(),
-    };
+fn SignInLink(label: String, provider: Option<String>, return_to: Option<String>) -> impl IntoView {
+    let href = links::login(provider.as_deref(), return_to.as_deref());
     // rel="external" keeps the client router out of it: /login is the server's, not a page.
     view! {
         <a class="button" href=href rel="external">
@@ -162,24 +165,28 @@ fn Home() -> impl IntoView {
                 Visitor::SessionEnded => {
                     view! {
                         <p role="alert">{SignInFailure::SessionEnded.message()}</p>
-                        <SignInLink label="Sign in" return_to=None />
+                        <SignInLink label="Sign in".into() provider=None return_to=None />
                     }
                         .into_any()
                 }
-                Visitor::Anonymous => {
-                    view! { <SignInLink label="Sign in" return_to=None /> }.into_any()
-                }
+                Visitor::Anonymous => view! { <SignInLink label="Sign in".into() provider=None return_to=None /> }.into_any(),
             })}
         </section>
     }
 }
 
-/// Where a failed sign-in lands (`?error=<code>`), and where a visitor may start one.
+/// `/signin`: the providers to sign in with, and where a failed sign-in lands
+/// (`?error=<code>`, with the `provider` to try again when there are several).
 #[component]
 fn SignIn() -> impl IntoView {
     let query = use_query_map();
-    let failure = query.with_untracked(|q| q.get("error").map(|e| SignInFailure::from_code(&e)));
-    let return_to = query.with_untracked(|q| q.get("return_to"));
+    let (failure, provider, return_to) = query.with_untracked(|q| {
+        (
+            q.get("error").map(|e| SignInFailure::from_code(&e)),
+            q.get("provider"),
+            q.get("return_to"),
+        )
+    });
     match failure {
         Some(Some(failure)) => set_status(failure.status()),
         Some(None) => set_status(400),
@@ -196,20 +203,77 @@ fn SignIn() -> impl IntoView {
             "Sign in with your identity provider to continue.",
         ),
     };
+    let failed = failure.is_some();
+    let choices = Resource::new_blocking(
+        || (),
+        |_| async { sign_in_choices().await.unwrap_or_default() },
+    );
     view! {
         <Title text=title />
-        <section class="card" class:error=failure.is_some()>
+        <section class="card" class:error=failed>
             <h1>{title}</h1>
-            <p role=failure.is_some().then_some("alert")>{message}</p>
-            <div class="actions">
-                <SignInLink
-                    label=if failure.is_some() { "Try again" } else { "Sign in" }
-                    return_to
-                />
+            <p role=failed.then_some("alert")>{message}</p>
+            <Suspense fallback=|| ()>
+                {move || {
+                    let (provider, return_to) = (provider.clone(), return_to.clone());
+                    Suspend::new(async move {
+                        view! { <ProviderButtons choices=choices.await failed provider return_to /> }
+                    })
+                }}
+            </Suspense>
+            <p>
                 <A href="/">"Back to the home page"</A>
-            </div>
+            </p>
         </section>
     }
+}
+
+/// One button per provider (plain links). With one provider, a single "Sign in" (or "Try
+/// again"); with several, "Sign in with ..." each, the one that just failed first, then the
+/// last used.
+#[component]
+fn ProviderButtons(
+    mut choices: Vec<ProviderChoice>,
+    failed: bool,
+    provider: Option<String>,
+    return_to: Option<String>,
+) -> impl IntoView {
+    if choices.len() <= 1 {
+        let label = if failed { "Try again" } else { "Sign in" };
+        return view! {
+            <div class="actions">
+                <SignInLink label=label.into() provider=None return_to />
+            </div>
+        }
+        .into_any();
+    }
+    choices.sort_by_key(|c| provider.as_deref() != Some(c.id.as_str()));
+    view! {
+        <ul class="providers" aria-label="Identity providers">
+            {choices
+                .into_iter()
+                .map(|choice| {
+                    let again = failed && provider.as_deref() == Some(choice.id.as_str());
+                    let label = if again {
+                        format!("Try again with {}", choice.label)
+                    } else {
+                        format!("Sign in with {}", choice.label)
+                    };
+                    view! {
+                        <li>
+                            <SignInLink
+                                label
+                                provider=Some(choice.id)
+                                return_to=return_to.clone()
+                            />
+                            {choice.last_used.then(|| view! { <span class="badge">"Last used"</span> })}
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+    }
+    .into_any()
 }
 
 #[component]
@@ -253,8 +317,10 @@ fn ProfileCard(user: Profile) -> impl IntoView {
                             </dd>
                         }
                     })}
-                <dt>"Identity provider"</dt>
-                <dd>{user.issuer.clone()}</dd>
+                <dt>"Signed in with"</dt>
+                <dd>{user.provider.clone()}</dd>
+                <dt>"Issuer"</dt>
+                <dd class="issuer">{user.issuer.clone()}</dd>
             </dl>
             <h2>"What your provider says about you"</h2>
             <table class="claims">
@@ -291,14 +357,10 @@ fn ProfileCard(user: Profile) -> impl IntoView {
 /// says so.
 #[component]
 fn SignInRedirect(return_to: &'static str, #[prop(optional)] ended: bool) -> impl IntoView {
-    let return_to = encode_query_value(return_to);
     let url = if ended {
-        format!(
-            "/signin?error={}&return_to={return_to}",
-            SignInFailure::SessionEnded.code()
-        )
+        links::sign_in_page(Some(SignInFailure::SessionEnded), None, Some(return_to))
     } else {
-        format!("/login?return_to={return_to}")
+        links::login(None, Some(return_to))
     };
     #[cfg(feature = "ssr")]
     leptos_axum::redirect(&url);
@@ -319,18 +381,12 @@ fn SignInRedirect(return_to: &'static str, #[prop(optional)] ended: bool) -> imp
 /// where a refused sign-out lands.
 #[component]
 fn SignOut() -> impl IntoView {
-    let error = use_query_map().with_untracked(|q| q.get("error"));
-    let message = match error.as_deref() {
-        Some("csrf") => {
-            set_status(403);
-            Some("That sign-out request did not come from this site's page, so you are still signed in. Press Sign out to sign out.")
-        }
-        Some(_) => {
-            set_status(503);
-            Some("Signing out failed on our side. Please try again.")
-        }
-        None => None,
-    };
+    let failure = use_query_map().with_untracked(|q| q.get("error"));
+    let message = failure.map(|code| {
+        let failure = SignOutFailure::from_code(&code);
+        set_status(failure.status());
+        failure.message()
+    });
     view! {
         <Title text="Sign out" />
         {with_user(move |user| match user {
@@ -382,30 +438,4 @@ fn set_status(status: u16) {
     }
     #[cfg(not(feature = "ssr"))]
     let _ = status;
-}
-
-/// Percent-encodes a query value (everything but unreserved characters and `/`).
-fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::encode_query_value;
-
-    #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(encode_query_value("/profile"), "/profile");
-        assert_eq!(encode_query_value("/a?b=c&d"), "/a%3Fb%3Dc%26d");
-        assert_eq!(encode_query_value("/é"), "/%C3%A9");
-    }
 }

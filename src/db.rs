@@ -3,6 +3,7 @@
 
 use std::{path::Path, str::FromStr, time::Duration};
 
+use crate::config::ConfigError;
 use sqlx::{
     postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -29,22 +30,23 @@ pub(crate) use on_db;
 
 /// Opens the database at `url` (`sqlite:path` or `postgres://...`), creating a SQLite file and
 /// its folder if needed, and runs the migrations for its kind.
-pub async fn open(url: &str) -> Result<Db, String> {
+pub async fn open(url: &str) -> Result<Db, ConfigError> {
+    let failed = |problem: String| ConfigError::new("DATABASE_URL", problem);
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await
-            .map_err(|e| format!("DATABASE_URL: cannot connect to PostgreSQL: {e}"))?;
+            .map_err(|e| failed(format!("cannot connect to PostgreSQL: {e}")))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|e| format!("database migration failed: {e}"))?;
+            .map_err(|e| failed(format!("the database migration failed: {e}")))?;
         return Ok(Db::Postgres(pool));
     }
     let options = SqliteConnectOptions::from_str(url)
-        .map_err(|e| format!("DATABASE_URL: {e}"))?
+        .map_err(|e| failed(e.to_string()))?
         .create_if_missing(true)
         // WAL lets readers go on while a sign-in writes.
         .journal_mode(SqliteJournalMode::Wal)
@@ -53,17 +55,17 @@ pub async fn open(url: &str) -> Result<Db, String> {
     if let Some(dir) = Path::new(options.get_filename()).parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| format!("DATABASE_URL: cannot create {}: {e}", dir.display()))?;
+                .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
         }
     }
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)
         .await
-        .map_err(|e| format!("DATABASE_URL: cannot open {url}: {e}"))?;
+        .map_err(|e| failed(format!("cannot open {url}: {e}")))?;
     sqlx::migrate!("./migrations/sqlite")
         .run(&pool)
         .await
-        .map_err(|e| format!("database migration failed: {e}"))?;
+        .map_err(|e| failed(format!("the database migration failed: {e}")))?;
     Ok(Db::Sqlite(pool))
 }

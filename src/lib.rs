@@ -1,8 +1,14 @@
 //! Sign in with any OpenID Connect provider: a Leptos SSR app.
 //!
-//! Shared by the server and the browser: [`app`] (pages and routes) and [`auth`] (the sign-in
-//! server functions and what they return). Everything else runs only on the server.
+//! Shared by the server and the browser, lowest first: [`visitor`] and [`failure`] (what pages
+//! show), [`links`] (the app's addresses), [`auth`] (the sign-in server functions), [`app`] (pages
+//! and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
+//! [`users`], [`session`], [`state`], [`page_cache`], and [`server`], which wires them together.
 #![recursion_limit = "256"]
+
+pub mod failure;
+pub mod links;
+pub mod visitor;
 
 pub mod app;
 pub mod auth;
@@ -19,6 +25,8 @@ pub mod page_cache;
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod session;
+#[cfg(feature = "ssr")]
+pub mod state;
 #[cfg(feature = "ssr")]
 pub mod users;
 

@@ -15,7 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::session::COOKIE_NAME;
+use crate::{auth::ssr::sign_in::LAST_PROVIDER_COOKIE, session::COOKIE_NAME};
 
 /// The pages worth it: public, and the same for every anonymous visitor. Only without a query:
 /// `/signin?error=...` says something particular.
@@ -24,13 +24,17 @@ const PAGES: [&str; 3] = ["/", "/signin", "/logout"];
 #[derive(Clone, Default)]
 pub struct AnonymousPages(Arc<RwLock<HashMap<&'static str, (HeaderMap, Bytes)>>>);
 
-/// Middleware: serves a cached page when it can, and keeps the first render of each.
+/// Middleware: serves a cached page when it can, and keeps the first render of each. A visitor
+/// with a session, or with a last-used provider (which the sign-in page lists first), gets a
+/// page of their own.
 pub async fn serve(State(cache): State<AnonymousPages>, request: Request, next: Next) -> Response {
     let page = PAGES
         .iter()
         .find(|page| **page == request.uri().path())
         .filter(|_| request.method() == Method::GET && request.uri().query().is_none());
-    let Some(&page) = page.filter(|_| !has_session_cookie(request.headers())) else {
+    let personal = has_cookie(request.headers(), COOKIE_NAME)
+        || has_cookie(request.headers(), LAST_PROVIDER_COOKIE);
+    let Some(&page) = page.filter(|_| !personal) else {
         return next.run(request).await;
     };
     if let Some((headers, body)) = cache.0.read().expect("not poisoned").get(page) {
@@ -55,14 +59,16 @@ pub async fn serve(State(cache): State<AnonymousPages>, request: Request, next: 
     }
 }
 
-fn has_session_cookie(headers: &HeaderMap) -> bool {
+/// Whether the request carries the cookie `name`: a scan, not a parse, on this hot path.
+fn has_cookie(headers: &HeaderMap, name: &str) -> bool {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .any(|pair| {
-            pair.trim_start().starts_with(COOKIE_NAME)
-                && pair.trim_start()[COOKIE_NAME.len()..].starts_with('=')
+            pair.trim_start()
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('='))
         })
 }

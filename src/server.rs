@@ -1,18 +1,19 @@
-//! The server: state, router, layers, and start-up.
+//! The server: router, layers, and start-up. The one place that wires state and routes.
 
-use std::{sync::Arc, time::Duration};
+use std::{io::IsTerminal, sync::Arc, time::Duration};
 
 use crate::{
     app::{shell, App},
-    auth,
-    config::{self, Config},
+    auth::ssr::backchannel,
+    config::{self, Config, ConfigError},
     db,
-    oidc::Oidc,
+    oidc::Providers,
     page_cache, session,
+    state::AppState,
     users::Users,
 };
 use axum::{
-    extract::{FromRef, Request},
+    extract::Request,
     http::{header, HeaderValue},
     middleware::{self, Next},
     response::Response,
@@ -21,43 +22,39 @@ use axum::{
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
-/// What every handler and server function may use; server functions get it as context.
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub leptos_options: LeptosOptions,
-    pub config: Arc<Config>,
-    pub oidc: Arc<Oidc>,
-    pub users: Users,
-    pub sessions: session::Store,
-    pub pending: session::PendingSignIns,
-}
-
-/// Logs to stderr; `RUST_LOG` chooses what (default: this app at info, the rest at warn).
+/// Logs to standard output, in colour only on a terminal; `RUST_LOG` chooses what (default:
+/// this app at info, the rest at warn).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "warn,leptos_oidc=info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
 }
 
 /// Reads the configuration and serves until Ctrl-C or SIGTERM.
-pub async fn run() -> Result<(), String> {
-    let leptos_options = config::leptos_options().map_err(|e| e.to_string())?;
-    let config = Config::from_env(leptos_options.site_addr).map_err(|e| e.to_string())?;
+pub async fn run() -> Result<(), ConfigError> {
+    let leptos_options = config::leptos_options()?;
+    let config = Config::from_env(leptos_options.site_addr)?;
     let addr = leptos_options.site_addr;
     let router = app(config, leptos_options).await?;
+    let cannot_listen = |e: std::io::Error| {
+        ConfigError::new("LEPTOS_SITE_ADDR", format!("cannot listen on {addr}: {e}"))
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("LEPTOS_SITE_ADDR: cannot listen on {addr}: {e}"))?;
+        .map_err(cannot_listen)?;
     tracing::info!("listening on http://{addr}");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(cannot_listen)
 }
 
-/// The whole app as a router. The provider is not contacted here: the app starts, and serves
-/// its public pages, while the provider is down.
-pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router, String> {
+/// The whole app as a router. No provider is contacted here: the app starts, and serves its
+/// public pages, while providers are down.
+pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router, ConfigError> {
     let db = db::open(&config.database_url).await?;
     let sessions = match &config.redis_url {
         Some(url) => session::Store::in_redis(url).await?,
@@ -72,11 +69,11 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
 
     let session_layer = session::layer(sessions.clone(), &config.session);
     let pending = session::PendingSignIns::from_database(&db, config.session.secure).await?;
-    let oidc = Arc::new(Oidc::new(config.clone()));
-    tokio::spawn(oidc.clone().keep_fresh());
+    let providers = Arc::new(Providers::new(&config));
+    providers.keep_fresh();
     let state = AppState {
         leptos_options: leptos_options.clone(),
-        oidc,
+        providers,
         users: Users::new(db),
         sessions,
         pending,
@@ -92,7 +89,7 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
     Ok(Router::new()
         .route(
             "/backchannel-logout",
-            axum::routing::post(auth::backchannel_logout),
+            axum::routing::post(backchannel::backchannel_logout),
         )
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = leptos_options.clone();

@@ -95,6 +95,7 @@ mod tests {
         ]
         .into();
         VerifiedUser {
+            provider: "idp".into(),
             issuer: "https://idp.example".into(),
             subject: subject.into(),
             claims,

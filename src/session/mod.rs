@@ -9,18 +9,23 @@ pub use store::Store;
 
 use std::collections::BTreeMap;
 
+use axum::http::{header, HeaderMap};
 use chrono::{TimeZone, Utc};
 use openidconnect::CsrfToken;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
-use tower_sessions::{cookie::SameSite, session::Error, Expiry, Session, SessionManagerLayer};
+use tower_sessions::{
+    cookie::{Cookie, SameSite},
+    session::Error,
+    Expiry, Session, SessionManagerLayer,
+};
 
 use crate::{
-    auth::Profile,
     config::SessionConfig,
     oidc::{Refreshed, VerifiedUser},
     users::User,
+    visitor::Profile,
 };
 
 pub const COOKIE_NAME: &str = "leptos_oidc_session";
@@ -45,6 +50,10 @@ fn duration(d: std::time::Duration) -> time::Duration {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SessionUser {
     pub user_id: i64,
+    /// The id of the provider that signed this session in (empty in sessions from before there
+    /// were several: their provider is found by issuer).
+    #[serde(default)]
+    pub provider: String,
     pub issuer: String,
     pub subject: String,
     pub claims: BTreeMap<String, Value>,
@@ -69,7 +78,8 @@ pub struct SessionUser {
 }
 
 impl SessionUser {
-    pub fn profile(&self, config: &SessionConfig) -> Profile {
+    /// What pages see of the user; `provider` is the label of the provider that signed them in.
+    pub fn profile(&self, config: &SessionConfig, provider: &str) -> Profile {
         let text = |name: &str| match self.claims.get(name) {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
@@ -82,6 +92,7 @@ impl SessionUser {
                 .or_else(|| text("email"))
                 .unwrap_or_else(|| self.subject.clone()),
             email: text("email"),
+            provider: provider.to_owned(),
             issuer: self.issuer.clone(),
             subject: self.subject.clone(),
             claims: self
@@ -120,6 +131,7 @@ pub async fn sign_in(session: &Session, user: &User, verified: VerifiedUser) -> 
             USER,
             SessionUser {
                 user_id: user.id,
+                provider: verified.provider,
                 issuer: verified.issuer,
                 subject: verified.subject,
                 claims: verified.claims,
@@ -197,4 +209,14 @@ pub fn csrf_matches(user: &SessionUser, token: &str) -> bool {
 /// Ends the session: the record is deleted and the cookie cleared.
 pub async fn sign_out(session: &Session) -> Result<(), Error> {
     session.flush().await
+}
+
+/// The cookies a request carries, parsed (those that do not parse are skipped).
+pub fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'static>> + '_ {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| Cookie::parse(pair.trim().to_owned()).ok())
 }

@@ -6,7 +6,7 @@
 //! overwrite each other's list. They stay bounded: at most [`MAX_PENDING`] per browser (the
 //! oldest gives way), each for [`PENDING_TTL_SECONDS`], each used once (the callback removes it).
 
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 use tower_sessions::cookie::{time::Duration, Cookie, CookieJar, Key, SameSite};
 
 use crate::{
+    config::ConfigError,
     db::{on_db, Db},
     oidc::PendingSignIn,
 };
@@ -40,7 +41,7 @@ impl std::fmt::Debug for PendingSignIns {
 impl PendingSignIns {
     /// With the app's key from the database, made there at the first start: every instance
     /// sharing the database opens the cookies that any of them sealed.
-    pub async fn from_database(db: &Db, secure: bool) -> Result<Self, String> {
+    pub async fn from_database(db: &Db, secure: bool) -> Result<Self, ConfigError> {
         let fresh = URL_SAFE_NO_PAD.encode(Key::generate().master());
         let stored: String = on_db!(db, pool => async {
             sqlx::query("INSERT INTO app_keys (name, key) VALUES ('pending_sign_ins', $1) ON CONFLICT DO NOTHING")
@@ -51,12 +52,14 @@ impl PendingSignIns {
                 .fetch_one(pool)
                 .await
         }.await)
-        .map_err(|e| format!("the app's key could not be read from the database: {e}"))?;
+        .map_err(|e| ConfigError::new("DATABASE_URL", format!("the app's key could not be read: {e}")))?;
         let key = URL_SAFE_NO_PAD
             .decode(stored)
             .ok()
             .and_then(|bytes| Key::try_from(bytes.as_slice()).ok())
-            .ok_or("the app's key in the database is damaged")?;
+            .ok_or_else(|| {
+                ConfigError::new("DATABASE_URL", "the app's key in the database is damaged")
+            })?;
         Ok(Self { key, secure })
     }
 
@@ -129,13 +132,7 @@ impl PendingSignIns {
 
 /// This browser's pending sign-in cookies, still sealed.
 fn pending_cookies(request: &HeaderMap) -> impl Iterator<Item = Cookie<'static>> + '_ {
-    request
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| Cookie::parse(pair.trim().to_owned()).ok())
-        .filter(|cookie| cookie.name().starts_with(PREFIX))
+    super::request_cookies(request).filter(|cookie| cookie.name().starts_with(PREFIX))
 }
 
 /// Whether a pending sign-in is still within its time (Unix milliseconds `now`).

@@ -25,7 +25,10 @@ use tower_sessions_redis_store::{
     RedisStore,
 };
 
-use crate::db::{on_db, Db};
+use crate::{
+    config::ConfigError,
+    db::{on_db, Db},
+};
 
 /// The session records and what the instances share beside them.
 #[derive(Clone, Debug)]
@@ -49,9 +52,9 @@ impl Store {
 
     /// Sessions in Redis at `url`. Fails when Redis cannot be reached at start; later, a lost
     /// connection is re-established in the background and a command waits at most 5 s.
-    pub async fn in_redis(url: &str) -> Result<Self, String> {
-        let config =
-            RedisConfig::from_url(url).map_err(|e| format!("REDIS_URL: {}", e.details()))?;
+    pub async fn in_redis(url: &str) -> Result<Self, ConfigError> {
+        let failed = |problem: String| ConfigError::new("REDIS_URL", problem);
+        let config = RedisConfig::from_url(url).map_err(|e| failed(e.details().to_string()))?;
         let pool = Builder::from_config(config)
             .with_performance_config(|c| c.default_command_timeout = Duration::from_secs(5))
             .with_connection_config(|c| c.connection_timeout = Duration::from_secs(5))
@@ -61,10 +64,10 @@ impl Store {
                 ),
             )
             .build_pool(4)
-            .map_err(|e| format!("REDIS_URL: {}", e.details()))?;
+            .map_err(|e| failed(e.details().to_string()))?;
         pool.init()
             .await
-            .map_err(|e| format!("REDIS_URL: cannot connect to Redis: {}", e.details()))?;
+            .map_err(|e| failed(format!("cannot connect to Redis: {}", e.details())))?;
         Ok(Self::Redis(RedisStore::new(pool.clone()), pool))
     }
 

@@ -1,0 +1,63 @@
+//! The sign-in flow as the browser sees it: server functions at fixed paths (the ones users of
+//! Okta's sample have registered at their provider).
+//!
+//! - `GET /login?provider=<id>&return_to=/path` starts a sign-in at that provider (without
+//!   `provider`: at the only one, or on the sign-in page's choice of several).
+//! - `GET /authorization-code/callback` is every provider's redirect back.
+//! - `POST /logout` (with the session's CSRF token) signs out, at the provider too; with
+//!   `everywhere` set, it ends every session of the user, in every browser.
+//! - `POST /backchannel-logout` is where providers end sessions (Back-Channel Logout 1.0).
+//!
+//! A page asks [`current_user`], which renews the access token shortly before it expires, and
+//! the sign-in page [`sign_in_choices`]. Each browser-facing endpoint answers with a redirect,
+//! also on failure: to a page that says what happened with a 4xx/5xx status and offers a way on.
+//! The server half is in [`ssr`].
+
+use leptos::prelude::*;
+
+use crate::visitor::{ProviderChoice, Visitor};
+
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+/// Starts a sign-in at `provider`: redirects there, then back to `return_to` (a same-origin path).
+#[server(prefix = "", endpoint = "login", input = server_fn::codec::GetUrl)]
+pub async fn login(
+    provider: Option<String>,
+    return_to: Option<String>,
+) -> Result<(), ServerFnError> {
+    ssr::redirect(&ssr::sign_in::start(provider, return_to).await);
+    Ok(())
+}
+
+/// A provider's redirect back after sign-in.
+#[server(prefix = "", endpoint = "authorization-code/callback", input = server_fn::codec::GetUrl)]
+pub async fn callback(
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    iss: Option<String>,
+) -> Result<(), ServerFnError> {
+    ssr::redirect(&ssr::sign_in::finish(code, state, error, iss).await);
+    Ok(())
+}
+
+/// Signs out here and, when the provider supports it, at the provider. With `everywhere`, ends
+/// the user's sessions in every browser too.
+#[server(prefix = "", endpoint = "logout")]
+pub async fn logout(csrf: String, everywhere: Option<String>) -> Result<(), ServerFnError> {
+    ssr::redirect(&ssr::sign_out::sign_out(csrf, everywhere.is_some()).await);
+    Ok(())
+}
+
+/// Who is looking: signed in (with tokens renewed if they were about to expire), or not.
+#[server]
+pub async fn current_user() -> Result<Visitor, ServerFnError> {
+    ssr::renewal::current_user().await
+}
+
+/// The providers to sign in with, this browser's last used first.
+#[server]
+pub async fn sign_in_choices() -> Result<Vec<ProviderChoice>, ServerFnError> {
+    Ok(ssr::sign_in::choices().await)
+}

@@ -1,0 +1,139 @@
+//! Who is looking, with their tokens renewed before they expire: one refresh per session at a
+//! time, across instances, the others waiting for its result.
+
+use std::time::{Duration, Instant};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use leptos::prelude::ServerFnError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tower_sessions::Session;
+
+use super::app_state;
+use crate::{
+    oidc::Refreshed,
+    session::{self, SessionUser},
+    state::AppState,
+    visitor::Visitor,
+};
+
+pub async fn current_user() -> Result<Visitor, ServerFnError> {
+    let Ok(app) = app_state() else {
+        return Ok(Visitor::Anonymous);
+    };
+    let session = leptos_axum::extract::<Session>().await?;
+    let Some(mut user) = session::current_user(&session, &app.config.session)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?
+    else {
+        return Ok(Visitor::Anonymous);
+    };
+    if session::tokens_due(&user) && !renew_tokens(&app, &session, &mut user).await {
+        session::sign_out(&session)
+            .await
+            .map_err(|e| ServerFnError::new(e.to_string()))?;
+        tracing::info!(user_id = user.user_id, "session ended: tokens not renewed");
+        return Ok(Visitor::SessionEnded);
+    }
+    let provider = app
+        .providers
+        .by_id(&user.provider)
+        .map_or(user.issuer.as_str(), |p| p.label());
+    Ok(Visitor::SignedIn(Box::new(
+        user.profile(&app.config.session, provider),
+    )))
+}
+
+/// What became of a refresh, shared with the requests that waited for it.
+#[derive(Debug, Serialize, Deserialize)]
+enum Renewal {
+    Renewed(Refreshed),
+    /// The provider refused: the session ends.
+    Refused,
+    /// The provider could not be asked: the old tokens stay, and a later request tries again.
+    Later,
+}
+
+/// How long one refresh holds its claim: others wait for it meanwhile, and may try again after.
+const REFRESH_CLAIM: Duration = Duration::from_secs(30);
+const REFRESH_POLL: Duration = Duration::from_millis(25);
+
+/// Renews the user's tokens, one refresh per session at a time: parallel requests, on this
+/// instance or another, wait for the one that claimed it and take its result. `false` when the
+/// provider refused, and the session must end.
+async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser) -> bool {
+    let Some(refresh_token) = user.refresh_token.clone() else {
+        return true;
+    };
+    let key = URL_SAFE_NO_PAD.encode(Sha256::digest(refresh_token.as_bytes()));
+    let renewal = match app.sessions.claim_refresh(&key, REFRESH_CLAIM).await {
+        Ok(true) => {
+            let renewal = refresh(app, user, &refresh_token).await;
+            let published = serde_json::to_string(&renewal).unwrap_or_default();
+            if let Err(e) = app.sessions.finish_refresh(&key, &published).await {
+                tracing::warn!(error = %e, "token refresh result not shared");
+            }
+            renewal
+        }
+        Ok(false) => wait_for_renewal(app, &key).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "token refresh not claimed");
+            Renewal::Later
+        }
+    };
+    match renewal {
+        Renewal::Renewed(refreshed) => {
+            if let Err(e) = session::keep_refreshed(session, user, refreshed).await {
+                tracing::error!(error = %e, "renewed tokens not saved");
+            }
+            tracing::info!(user_id = user.user_id, "tokens renewed");
+            true
+        }
+        Renewal::Refused => false,
+        Renewal::Later => true,
+    }
+}
+
+/// The refresh itself, at the provider that signed the session in.
+async fn refresh(app: &AppState, user: &SessionUser, refresh_token: &str) -> Renewal {
+    let Some(provider) = app.providers.by_id(&user.provider) else {
+        // Its provider is no longer configured: nobody can renew these tokens.
+        tracing::warn!(provider = %user.provider, "token refresh impossible: provider not configured");
+        return Renewal::Refused;
+    };
+    match provider.refresh(refresh_token, &user.subject).await {
+        Ok(refreshed) => Renewal::Renewed(refreshed),
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "token refresh postponed");
+            Renewal::Later
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "token refresh refused");
+            Renewal::Refused
+        }
+    }
+}
+
+async fn wait_for_renewal(app: &AppState, key: &str) -> Renewal {
+    let timeout = app
+        .config
+        .providers
+        .iter()
+        .map(|p| p.timeout)
+        .max()
+        .unwrap_or_default();
+    let deadline = Instant::now() + timeout + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        match app.sessions.refresh_result(key).await {
+            Ok(Some(result)) => {
+                return serde_json::from_str(&result).unwrap_or(Renewal::Later);
+            }
+            Ok(None) => tokio::time::sleep(REFRESH_POLL).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "token refresh result unreadable");
+                break;
+            }
+        }
+    }
+    Renewal::Later
+}

@@ -1,0 +1,190 @@
+//! Starting a sign-in (`/login`) and finishing it (the callback), and the sign-in page's choice
+//! of providers.
+
+use axum::http::HeaderMap;
+use tower_sessions::cookie::{time::Duration, Cookie, SameSite};
+
+use super::{app_state, request_headers, safe_return_to, session, set_cookies, AuthError};
+use crate::{links, session as sessions, state::AppState, visitor::ProviderChoice};
+
+/// Remembers which provider this browser signed in with last: the sign-in page lists it first.
+pub const LAST_PROVIDER_COOKIE: &str = "leptos_oidc_last_provider";
+
+/// `/login`: where to send the browser. A failure goes to the page that says what happened.
+pub async fn start(provider: Option<String>, return_to: Option<String>) -> String {
+    let return_to = safe_return_to(return_to.as_deref());
+    match start_sign_in(provider.as_deref(), &return_to).await {
+        Ok(target) => target,
+        Err(e) => {
+            e.log("sign-in not started");
+            failure_page(&e, provider.as_deref())
+        }
+    }
+}
+
+async fn start_sign_in(provider: Option<&str>, return_to: &str) -> Result<String, AuthError> {
+    let app = app_state()?;
+    let session = session().await?;
+    if sessions::current_user(&session, &app.config.session)
+        .await?
+        .is_some()
+    {
+        return Ok(return_to.to_owned()); // already signed in: nothing to do at a provider
+    }
+    let provider = match provider {
+        Some(id) => app
+            .providers
+            .by_id(id)
+            .ok_or_else(|| AuthError::UnknownProvider(id.chars().take(64).collect()))?,
+        None => match app.providers.only() {
+            Some(only) => only,
+            // Several: the user chooses.
+            None => return Ok(links::sign_in_page(None, None, Some(return_to))),
+        },
+    };
+    let (url, pending) = provider.begin(return_to.to_owned()).await?;
+    set_cookies(app.pending.add(&request_headers().await, &pending));
+    tracing::info!(
+        provider = provider.id(),
+        "sign-in started; redirecting to the provider"
+    );
+    Ok(url.into())
+}
+
+/// The callback: where to send the browser. A failure goes to the page that says what happened.
+pub async fn finish(
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    iss: Option<String>,
+) -> String {
+    let app = match app_state() {
+        Ok(app) => app,
+        Err(e) => {
+            e.log("sign-in refused");
+            return failure_page(&e, None);
+        }
+    };
+    // The pending sign-in is used up whatever happens next: a state works once.
+    let pending = match &state {
+        Some(state) => {
+            let (pending, removal) = app.pending.take(&request_headers().await, state);
+            set_cookies(removal);
+            pending
+        }
+        None => None,
+    };
+    let provider = pending.as_ref().map(|p| p.provider.clone());
+    match finish_sign_in(&app, pending, code, state.is_some(), error, iss).await {
+        Ok(target) => target,
+        Err(e) => {
+            e.log("sign-in refused");
+            failure_page(&e, provider.as_deref())
+        }
+    }
+}
+
+async fn finish_sign_in(
+    app: &AppState,
+    pending: Option<crate::oidc::PendingSignIn>,
+    code: Option<String>,
+    state_present: bool,
+    error: Option<String>,
+    iss: Option<String>,
+) -> Result<String, AuthError> {
+    let session = session().await?;
+    if let Some(error) = error {
+        return Err(AuthError::ProviderSaidNo(error.chars().take(64).collect()));
+    }
+    let code = code.ok_or(AuthError::MissingCode)?;
+    let Some(pending) = pending else {
+        // A stale tab, or a replay, arriving when the user is signed in already: show them
+        // their page rather than an error.
+        if let Some(user) = sessions::current_user(&session, &app.config.session).await? {
+            tracing::info!(
+                user_id = user.user_id,
+                "callback without a pending sign-in; already signed in"
+            );
+            return Ok("/profile".into());
+        }
+        return Err(AuthError::NoPendingSignIn { state_present });
+    };
+    // The pending sign-in names its provider: that one alone completes it.
+    let provider = app
+        .providers
+        .by_id(&pending.provider)
+        .ok_or_else(|| AuthError::UnknownProvider(pending.provider.clone()))?;
+    let return_to = pending.return_to.clone();
+    let verified = provider.complete(pending, code, iss).await?;
+    let user = app.users.upsert(&verified).await?;
+    sessions::sign_in(&session, &user, verified).await?;
+    set_cookies([last_provider_cookie(
+        provider.id(),
+        app.config.session.secure,
+    )]);
+    tracing::info!(user_id = user.id, provider = provider.id(), "signed in");
+    Ok(return_to)
+}
+
+/// The page that tells of `e`; with several providers, it names the one to try again.
+fn failure_page(e: &AuthError, provider: Option<&str>) -> String {
+    let several = app_state().is_ok_and(|app| app.providers.only().is_none());
+    links::sign_in_page(Some(e.failure()), provider.filter(|_| several), None)
+}
+
+fn last_provider_cookie(id: &str, secure: bool) -> Cookie<'static> {
+    Cookie::build((LAST_PROVIDER_COOKIE, id.to_owned()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(Duration::days(365))
+        .build()
+}
+
+/// The providers to sign in with, in their configured order, with this browser's last used one
+/// first.
+pub async fn choices() -> Vec<ProviderChoice> {
+    let Ok(app) = app_state() else {
+        return Vec::new();
+    };
+    let last = last_provider(&request_headers().await);
+    let mut choices: Vec<ProviderChoice> = app
+        .providers
+        .iter()
+        .map(|p| ProviderChoice {
+            id: p.id().to_owned(),
+            label: p.label().to_owned(),
+            last_used: last.as_deref() == Some(p.id()),
+        })
+        .collect();
+    // Stable: the others keep their order.
+    choices.sort_by_key(|c| !c.last_used);
+    choices
+}
+
+/// The provider this browser signed in with last, as its cookie says.
+fn last_provider(headers: &HeaderMap) -> Option<String> {
+    sessions::request_cookies(headers)
+        .find(|c| c.name() == LAST_PROVIDER_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::header;
+
+    #[test]
+    fn the_last_used_provider_is_read_from_its_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "a=b; leptos_oidc_last_provider=globex; c=d"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(last_provider(&headers).as_deref(), Some("globex"));
+        assert_eq!(last_provider(&HeaderMap::new()), None);
+    }
+}

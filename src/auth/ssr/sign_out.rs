@@ -1,0 +1,78 @@
+//! Signing out: here, at the provider that signed this session in, and with `everywhere`, in
+//! every browser of the user.
+
+use super::{app_state, request_headers, same_origin, session, AuthError};
+use crate::{failure::SignOutFailure, session as sessions};
+
+/// Why a sign-out was refused or failed, inside the server.
+enum SignOutError {
+    Forged { user_id: i64 },
+    Failed(AuthError),
+}
+
+impl From<AuthError> for SignOutError {
+    fn from(e: AuthError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl From<tower_sessions::session::Error> for SignOutError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+impl From<tower_sessions::session_store::Error> for SignOutError {
+    fn from(e: tower_sessions::session_store::Error) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// `POST /logout`: where to send the browser. A refusal goes to the sign-out page, which says why.
+pub async fn sign_out(csrf: String, everywhere: bool) -> String {
+    match sign_out_here(&csrf, everywhere).await {
+        Ok(target) => target,
+        Err(SignOutError::Forged { user_id }) => {
+            tracing::warn!(user_id, "sign-out refused: CSRF check failed");
+            format!("/logout?error={}", SignOutFailure::Forged.code())
+        }
+        Err(SignOutError::Failed(e)) => {
+            e.log("sign-out failed");
+            format!("/logout?error={}", SignOutFailure::Failed.code())
+        }
+    }
+}
+
+async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutError> {
+    let app = app_state()?;
+    let session = session().await?;
+    let Some(user) = sessions::current_user(&session, &app.config.session).await? else {
+        return Ok("/".into());
+    };
+    if !same_origin(&request_headers().await, app.config.public_origin.as_str())
+        || !sessions::csrf_matches(&user, csrf)
+    {
+        return Err(SignOutError::Forged {
+            user_id: user.user_id,
+        });
+    }
+    if everywhere {
+        let ended = app
+            .sessions
+            .end_sessions_of(&user.issuer, &user.subject)
+            .await?;
+        tracing::info!(user_id = user.user_id, ended, "signed out everywhere");
+    }
+    sessions::sign_out(&session).await?;
+    tracing::info!(user_id = user.user_id, "signed out");
+    // At the provider that signed this session in, when it has an end-session endpoint.
+    let provider = app
+        .providers
+        .by_id(&user.provider)
+        .or_else(|| app.providers.by_issuer(&user.issuer));
+    Ok(match provider {
+        Some(p) => p.end_session_url(Some(&user.id_token)).await,
+        None => None,
+    }
+    .map_or_else(|| "/".into(), String::from))
+}

@@ -1,0 +1,381 @@
+//! The OpenID providers the app signs in with, from the environment.
+//!
+//! `OIDC_PROVIDERS=okta,google` names them; each id then takes `OIDC_<ID>_ISSUER`,
+//! `OIDC_<ID>_CLIENT_ID`, `OIDC_<ID>_CLIENT_SECRET`, and optionally `OIDC_<ID>_LABEL`,
+//! `OIDC_<ID>_SCOPES`, `OIDC_<ID>_CLOCK_SKEW_SECONDS` and `OIDC_<ID>_TIMEOUT_SECONDS` (the last
+//! three default to their `OIDC_*` form). Without `OIDC_PROVIDERS`, the single-provider
+//! variables (`OIDC_ISSUER`, ...) make one provider with the id `default`; with nothing at all,
+//! the bundled development provider is that one.
+
+use std::{collections::HashSet, time::Duration};
+
+use openidconnect::{ClientId, ClientSecret, IssuerUrl};
+
+use super::{parse_http_url, ConfigError};
+
+/// The bundled development provider (`scripts/provider`), used when nothing is configured: its
+/// first issuer, "Acme Corp".
+pub const DEV_ISSUER: &str = "http://127.0.0.1:4000";
+pub const DEV_CLIENT_ID: &str = "leptos-oidc-demo";
+pub const DEV_CLIENT_SECRET: &str = "leptos-oidc-demo-secret";
+const DEV_LABEL: &str = "Acme Corp";
+
+/// The id of the provider that the single-provider variables configure.
+pub const DEFAULT_ID: &str = "default";
+
+/// One provider: who it is, how the app is registered there, and how patient to be with it.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    /// Lowercase letters, digits and `-`: what `/login?provider=` names.
+    pub id: String,
+    /// The sign-in button's text.
+    pub label: String,
+    /// Kept exactly as written: issuers are compared as strings, trailing slash included.
+    pub issuer: IssuerUrl,
+    pub client_id: ClientId,
+    pub client_secret: ClientSecret,
+    /// Scopes requested beyond `openid` (which is always sent).
+    pub scopes: Vec<String>,
+    /// Tolerance for clock differences with the provider (`exp`, `iat`, `nbf`).
+    pub clock_skew: Duration,
+    /// How long one request to the provider may take before the user is told it is slow.
+    pub timeout: Duration,
+}
+
+/// Reads the providers through `var` (which treats blank values as unset).
+pub fn from_lookup(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<ProviderConfig>, ConfigError> {
+    let Some(list) = var("OIDC_PROVIDERS") else {
+        return single(var).map(|p| vec![p]);
+    };
+    for name in [
+        "OIDC_ISSUER",
+        "OIDC_CLIENT_ID",
+        "OIDC_CLIENT_SECRET",
+        "OIDC_LABEL",
+    ] {
+        if var(name).is_some() {
+            return Err(ConfigError::new(
+                name,
+                "is set alongside OIDC_PROVIDERS: give each provider its own OIDC_<ID>_ variables instead",
+            ));
+        }
+    }
+    let mut ids = HashSet::new();
+    let mut providers: Vec<ProviderConfig> = Vec::new();
+    for id in list.split(',').map(str::trim) {
+        check_id(id)?;
+        if !ids.insert(id) {
+            return Err(ConfigError::new(
+                "OIDC_PROVIDERS",
+                format!("names \"{id}\" twice"),
+            ));
+        }
+        let prefix = format!("OIDC_{}_", id.to_ascii_uppercase().replace('-', "_"));
+        let required = |name: &str| {
+            let name = format!("{prefix}{name}");
+            var(&name).ok_or_else(|| {
+                ConfigError::new(
+                    &name,
+                    format!("is not set (provider \"{id}\" is in OIDC_PROVIDERS)"),
+                )
+            })
+        };
+        let provider = provider(
+            var,
+            id,
+            &prefix,
+            required("ISSUER")?,
+            required("CLIENT_ID")?,
+            required("CLIENT_SECRET")?,
+            id,
+        )?;
+        if let Some(other) = providers
+            .iter()
+            .find(|p| p.issuer.as_str() == provider.issuer.as_str())
+        {
+            return Err(ConfigError::new(
+                &format!("{prefix}ISSUER"),
+                format!(
+                    "is provider \"{}\"'s issuer too; each issuer may be configured once",
+                    other.id
+                ),
+            ));
+        }
+        providers.push(provider);
+    }
+    Ok(providers)
+}
+
+/// The single-provider form: `OIDC_ISSUER` and its client, or the bundled provider.
+fn single(var: &dyn Fn(&str) -> Option<String>) -> Result<ProviderConfig, ConfigError> {
+    let Some(issuer) = var("OIDC_ISSUER") else {
+        let label = var("OIDC_LABEL").unwrap_or_else(|| DEV_LABEL.into());
+        return provider(
+            var,
+            DEFAULT_ID,
+            "OIDC_",
+            DEV_ISSUER.into(),
+            DEV_CLIENT_ID.into(),
+            DEV_CLIENT_SECRET.into(),
+            &label,
+        );
+    };
+    let required = |name: &str| {
+        var(name)
+            .ok_or_else(|| ConfigError::new(name, "is not set (it is required with OIDC_ISSUER)"))
+    };
+    let (client_id, client_secret) = (required("OIDC_CLIENT_ID")?, required("OIDC_CLIENT_SECRET")?);
+    // Without a label of its own, the button names the provider's host.
+    let host = parse_http_url("OIDC_ISSUER", &issuer)?
+        .host_str()
+        .unwrap_or_default()
+        .to_owned();
+    let label = var("OIDC_LABEL").unwrap_or(host);
+    provider(
+        var,
+        DEFAULT_ID,
+        "OIDC_",
+        issuer,
+        client_id,
+        client_secret,
+        &label,
+    )
+}
+
+/// One provider's settings, read from the variables that start with `prefix`; the optional
+/// ones fall back to their `OIDC_*` form, then to the defaults.
+fn provider(
+    var: &dyn Fn(&str) -> Option<String>,
+    id: &str,
+    prefix: &str,
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+    default_label: &str,
+) -> Result<ProviderConfig, ConfigError> {
+    // The variable that gives `name`, and its value: the provider's own first.
+    let setting = |name: &str| -> Option<(String, String)> {
+        [format!("{prefix}{name}"), format!("OIDC_{name}")]
+            .into_iter()
+            .find_map(|var_name| var(&var_name).map(|value| (var_name, value)))
+    };
+    let seconds = |name: &str, default: u64| -> Result<Duration, ConfigError> {
+        match setting(name) {
+            None => Ok(Duration::from_secs(default)),
+            Some((var_name, v)) => v.trim().parse().map(Duration::from_secs).map_err(|_| {
+                ConfigError::new(&var_name, format!("\"{v}\" is not a number of seconds"))
+            }),
+        }
+    };
+
+    let issuer_var = format!("{prefix}ISSUER");
+    parse_http_url(&issuer_var, &issuer)?;
+    let issuer =
+        IssuerUrl::new(issuer).map_err(|e| ConfigError::new(&issuer_var, e.to_string()))?;
+
+    let (scopes_var, scopes_text) = setting("SCOPES")
+        .unwrap_or_else(|| (format!("{prefix}SCOPES"), "openid email profile".into()));
+    let scopes: Vec<String> = scopes_text.split_whitespace().map(str::to_owned).collect();
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(ConfigError::new(
+            &scopes_var,
+            format!("\"{scopes_text}\" lacks \"openid\", which OpenID Connect requires"),
+        ));
+    }
+
+    let timeout = seconds("TIMEOUT_SECONDS", 10)?;
+    if timeout.is_zero() {
+        return Err(ConfigError::new(
+            &setting("TIMEOUT_SECONDS")
+                .map(|(n, _)| n)
+                .unwrap_or_default(),
+            "must be at least 1 second",
+        ));
+    }
+    Ok(ProviderConfig {
+        id: id.to_owned(),
+        label: var(&format!("{prefix}LABEL")).unwrap_or_else(|| default_label.to_owned()),
+        issuer,
+        client_id: ClientId::new(client_id),
+        client_secret: ClientSecret::new(client_secret),
+        scopes: scopes.into_iter().filter(|s| s != "openid").collect(),
+        clock_skew: seconds("CLOCK_SKEW_SECONDS", 60)?,
+        timeout,
+    })
+}
+
+/// Ids are what `/login?provider=` names and what variable names are made of.
+fn check_id(id: &str) -> Result<(), ConfigError> {
+    let valid = !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "OIDC_PROVIDERS",
+            format!("\"{id}\" is not a provider id (lowercase letters, digits and -, at most 32)"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn providers(vars: &[(&str, &str)]) -> Result<Vec<ProviderConfig>, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        from_lookup(&|name| vars.get(name).cloned().filter(|v| !v.trim().is_empty()))
+    }
+
+    fn error(vars: &[(&str, &str)]) -> String {
+        providers(vars).unwrap_err().to_string()
+    }
+
+    const TWO: [(&str, &str); 7] = [
+        ("OIDC_PROVIDERS", "okta, google-work"),
+        (
+            "OIDC_OKTA_ISSUER",
+            "https://example.okta.com/oauth2/default",
+        ),
+        ("OIDC_OKTA_CLIENT_ID", "okta-client"),
+        ("OIDC_OKTA_CLIENT_SECRET", "okta-secret"),
+        ("OIDC_GOOGLE_WORK_ISSUER", "https://accounts.google.com"),
+        ("OIDC_GOOGLE_WORK_CLIENT_ID", "google-client"),
+        ("OIDC_GOOGLE_WORK_CLIENT_SECRET", "google-secret"),
+    ];
+
+    #[test]
+    fn nothing_configured_is_the_bundled_provider() {
+        let [p] = &providers(&[]).unwrap()[..] else {
+            panic!("one provider")
+        };
+        assert_eq!((p.id.as_str(), p.issuer.as_str()), (DEFAULT_ID, DEV_ISSUER));
+        assert_eq!(p.client_id.as_str(), DEV_CLIENT_ID);
+        assert_eq!(p.label, DEV_LABEL);
+        assert_eq!(p.scopes, ["email", "profile"]);
+        assert_eq!(p.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_single_provider_variables_make_the_default_provider() {
+        let [p] = &providers(&[
+            ("OIDC_ISSUER", "https://example.okta.com"),
+            ("OIDC_CLIENT_ID", "abc"),
+            ("OIDC_CLIENT_SECRET", "def"),
+            ("OIDC_SCOPES", "openid email offline_access"),
+            ("OIDC_TIMEOUT_SECONDS", "3"),
+        ])
+        .unwrap()[..] else {
+            panic!("one provider")
+        };
+        assert_eq!(p.id, DEFAULT_ID);
+        assert_eq!(p.label, "example.okta.com");
+        assert_eq!(p.scopes, ["email", "offline_access"]);
+        assert_eq!(p.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn several_providers_each_with_their_own_settings() {
+        let mut vars = TWO.to_vec();
+        vars.extend([
+            ("OIDC_GOOGLE_WORK_LABEL", "Google (work)"),
+            ("OIDC_OKTA_TIMEOUT_SECONDS", "4"),
+            ("OIDC_TIMEOUT_SECONDS", "7"),
+            ("OIDC_CLOCK_SKEW_SECONDS", "30"),
+            ("OIDC_GOOGLE_WORK_SCOPES", "openid email"),
+        ]);
+        let list = providers(&vars).unwrap();
+        let ids: Vec<&str> = list.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["okta", "google-work"]);
+        let (okta, google) = (&list[0], &list[1]);
+        assert_eq!(okta.label, "okta", "the label defaults to the id");
+        assert_eq!(google.label, "Google (work)");
+        assert_eq!(
+            okta.timeout,
+            Duration::from_secs(4),
+            "its own setting first"
+        );
+        assert_eq!(google.timeout, Duration::from_secs(7), "then the OIDC_ one");
+        assert_eq!(google.clock_skew, Duration::from_secs(30));
+        assert_eq!(okta.scopes, ["email", "profile"]);
+        assert_eq!(google.scopes, ["email"]);
+        assert_eq!(google.client_secret.secret(), "google-secret");
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        let with = |changes: &[(&'static str, &'static str)]| {
+            let mut vars: HashMap<&str, &str> = TWO.into_iter().collect();
+            for (k, v) in changes {
+                vars.insert(k, v);
+            }
+            error(&vars.into_iter().collect::<Vec<_>>())
+        };
+        for (changes, named) in [
+            (&[("OIDC_PROVIDERS", "okta,Google")][..], "OIDC_PROVIDERS"),
+            (&[("OIDC_PROVIDERS", "okta,,google-work")], "OIDC_PROVIDERS"),
+            (&[("OIDC_PROVIDERS", "okta,okta")], "OIDC_PROVIDERS"),
+            (&[("OIDC_PROVIDERS", "okta,-x")], "OIDC_PROVIDERS"),
+            (&[("OIDC_PROVIDERS", "okta,azure")], "OIDC_AZURE_ISSUER"),
+            (
+                &[("OIDC_OKTA_CLIENT_SECRET", " ")],
+                "OIDC_OKTA_CLIENT_SECRET",
+            ),
+            (
+                &[("OIDC_GOOGLE_WORK_CLIENT_ID", "")],
+                "OIDC_GOOGLE_WORK_CLIENT_ID",
+            ),
+            (&[("OIDC_OKTA_ISSUER", "not a url")], "OIDC_OKTA_ISSUER"),
+            (
+                &[("OIDC_OKTA_ISSUER", "ftp://example.com")],
+                "OIDC_OKTA_ISSUER",
+            ),
+            (
+                &[(
+                    "OIDC_GOOGLE_WORK_ISSUER",
+                    "https://example.okta.com/oauth2/default",
+                )],
+                "OIDC_GOOGLE_WORK_ISSUER",
+            ),
+            (&[("OIDC_OKTA_SCOPES", "email")], "OIDC_OKTA_SCOPES"),
+            (&[("OIDC_SCOPES", "profile")], "OIDC_SCOPES"),
+            (
+                &[("OIDC_OKTA_TIMEOUT_SECONDS", "soon")],
+                "OIDC_OKTA_TIMEOUT_SECONDS",
+            ),
+            (&[("OIDC_TIMEOUT_SECONDS", "0")], "OIDC_TIMEOUT_SECONDS"),
+            (
+                &[("OIDC_GOOGLE_WORK_CLOCK_SKEW_SECONDS", "-1")],
+                "OIDC_GOOGLE_WORK_CLOCK_SKEW_SECONDS",
+            ),
+            (&[("OIDC_ISSUER", "https://x.example")], "OIDC_ISSUER"),
+            (&[("OIDC_CLIENT_ID", "x")], "OIDC_CLIENT_ID"),
+        ] {
+            let err = with(changes);
+            assert!(err.starts_with(&format!("{named}: ")), "{changes:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+
+    #[test]
+    fn an_issuer_without_its_client_names_the_missing_variable() {
+        let err = error(&[("OIDC_ISSUER", "https://example.okta.com")]);
+        assert!(err.starts_with("OIDC_CLIENT_ID:"), "{err}");
+        let err = error(&[
+            ("OIDC_ISSUER", "https://example.okta.com"),
+            ("OIDC_CLIENT_ID", "a"),
+        ]);
+        assert!(err.starts_with("OIDC_CLIENT_SECRET:"), "{err}");
+    }
+}

@@ -1,0 +1,208 @@
+//! What went wrong, as the pages tell it: shared by the server (which picks the failure and
+//! redirects to its page) and the browser (which renders that page).
+
+/// Why a sign-in did not complete: the `error` of `/signin?error=...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignInFailure {
+    /// The user said no at the provider (`access_denied`, `consent_required`).
+    AccessDenied,
+    /// The provider wants the user to sign in or act on its pages first (`login_required`,
+    /// `interaction_required`, `account_selection_required`).
+    LoginRequired,
+    ProviderError,
+    MissingCode,
+    BadState,
+    CodeRefused,
+    TokenRefused,
+    ProviderUnavailable,
+    ProviderMisconfigured,
+    ProviderTimeout,
+    StorageUnavailable,
+    SessionEnded,
+    /// `/login?provider=` named no configured provider.
+    UnknownProvider,
+    /// Missing, repeated or unreadable parameters.
+    BadRequest,
+}
+
+impl SignInFailure {
+    pub const ALL: [Self; 14] = [
+        Self::AccessDenied,
+        Self::LoginRequired,
+        Self::ProviderError,
+        Self::MissingCode,
+        Self::BadState,
+        Self::CodeRefused,
+        Self::TokenRefused,
+        Self::ProviderUnavailable,
+        Self::ProviderMisconfigured,
+        Self::ProviderTimeout,
+        Self::StorageUnavailable,
+        Self::SessionEnded,
+        Self::UnknownProvider,
+        Self::BadRequest,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::AccessDenied => "access_denied",
+            Self::LoginRequired => "login_required",
+            Self::ProviderError => "provider_error",
+            Self::MissingCode => "missing_code",
+            Self::BadState => "bad_state",
+            Self::CodeRefused => "code_refused",
+            Self::TokenRefused => "token_refused",
+            Self::ProviderUnavailable => "provider_unavailable",
+            Self::ProviderMisconfigured => "provider_misconfigured",
+            Self::ProviderTimeout => "provider_timeout",
+            Self::StorageUnavailable => "storage_unavailable",
+            Self::SessionEnded => "session_ended",
+            Self::UnknownProvider => "unknown_provider",
+            Self::BadRequest => "bad_request",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.code() == code)
+    }
+
+    /// What a provider's `error` in its redirect back means for the user: they said no, they
+    /// must act at the provider first, or something is wrong there.
+    pub fn from_provider_error(error: &str) -> Self {
+        match error {
+            "access_denied" | "consent_required" => Self::AccessDenied,
+            "login_required" | "interaction_required" | "account_selection_required" => {
+                Self::LoginRequired
+            }
+            _ => Self::ProviderError,
+        }
+    }
+
+    /// The HTTP status of the page that reports it.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::AccessDenied => 403,
+            Self::ProviderUnavailable | Self::ProviderMisconfigured | Self::StorageUnavailable => {
+                503
+            }
+            Self::ProviderTimeout => 504,
+            Self::SessionEnded | Self::LoginRequired => 401,
+            Self::UnknownProvider => 404,
+            _ => 400,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::AccessDenied => "Sign-in cancelled",
+            Self::LoginRequired => "Your provider needs you first",
+            Self::ProviderUnavailable => "The sign-in service is unavailable",
+            Self::ProviderMisconfigured => "The sign-in service is misconfigured",
+            Self::ProviderTimeout => "The sign-in service is not answering",
+            Self::StorageUnavailable => "Sign-in could not be saved",
+            Self::BadState => "This sign-in has expired",
+            Self::SessionEnded => "Your session has ended",
+            Self::UnknownProvider => "No such way to sign in",
+            Self::BadRequest => "That request was malformed",
+            _ => "Sign-in failed",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::AccessDenied => "You cancelled the sign-in, or did not allow this app access. Nothing was changed.",
+            Self::LoginRequired => "Your identity provider needs you to sign in, or to confirm something, on its own pages before it lets you in. Try again and follow its pages.",
+            Self::ProviderError => "The identity provider could not sign you in. It may be misconfigured for this app.",
+            Self::MissingCode => "The identity provider sent you back without a sign-in code.",
+            Self::BadState => "This sign-in was started too long ago, in another browser, or was already used.",
+            Self::CodeRefused => "The identity provider did not accept the sign-in code. It may have expired or been used already.",
+            Self::TokenRefused => "The identity provider's answer did not pass this app's security checks, so you were not signed in.",
+            Self::ProviderUnavailable => "The identity provider could not be reached. Please try again in a moment.",
+            Self::ProviderMisconfigured => "The identity provider's settings do not match this app's, so nobody can sign in with it until an administrator fixes them.",
+            Self::ProviderTimeout => "The identity provider took too long to answer. Please try again in a moment.",
+            Self::StorageUnavailable => "The app could not store your session. Please try again in a moment.",
+            Self::SessionEnded => "Your identity provider no longer vouches for your session (it may have been ended there, or expired), so you were signed out here. Please sign in again.",
+            Self::UnknownProvider => "This app does not sign in with that provider. Choose one of these:",
+            Self::BadRequest => "The address had missing, repeated or unreadable parts, so nothing was done.",
+        }
+    }
+}
+
+/// Why a sign-out did not happen: the `error` of `/logout?error=...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignOutFailure {
+    /// The post did not come from this site's page, or carried the wrong token.
+    Forged,
+    /// The session store failed.
+    Failed,
+}
+
+impl SignOutFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Forged => "csrf",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Any other code is taken as a failure: the page must still say something true.
+    pub fn from_code(code: &str) -> Self {
+        if code == Self::Forged.code() {
+            Self::Forged
+        } else {
+            Self::Failed
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Forged => 403,
+            Self::Failed => 503,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Forged => "That sign-out request did not come from this site's page, so you are still signed in. Press Sign out to sign out.",
+            Self::Failed => "Signing out failed on our side. Please try again.",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_round_trips_through_its_code() {
+        for failure in SignInFailure::ALL {
+            assert_eq!(SignInFailure::from_code(failure.code()), Some(failure));
+            assert!((400..600).contains(&failure.status()));
+        }
+        assert_eq!(SignInFailure::from_code("<b>bogus"), None);
+    }
+
+    #[test]
+    fn a_user_who_said_no_sees_the_cancelled_page() {
+        for error in ["access_denied", "consent_required"] {
+            assert_eq!(
+                SignInFailure::from_provider_error(error),
+                SignInFailure::AccessDenied
+            );
+        }
+        for error in [
+            "login_required",
+            "interaction_required",
+            "account_selection_required",
+        ] {
+            assert_eq!(
+                SignInFailure::from_provider_error(error),
+                SignInFailure::LoginRequired
+            );
+        }
+        assert_eq!(
+            SignInFailure::from_provider_error("invalid_scope"),
+            SignInFailure::ProviderError
+        );
+    }
+}

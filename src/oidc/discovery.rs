@@ -1,0 +1,327 @@
+//! One provider's metadata and signing keys: discovered from its issuer, cached, rediscovered in
+//! the background, and its keys fetched again (rate limited) when a token names one we do not
+//! know. When a fetch fails, the last good copy stays in use.
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use openidconnect::{
+    core::{
+        CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
+        CoreGrantType, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+        CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
+        CoreSubjectIdentifierType,
+    },
+    AdditionalProviderMetadata, AuthType, DiscoveryError, EndSessionUrl, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, JsonWebKeySetUrl, LogoutProviderMetadata, ProviderMetadata,
+    RedirectUrl,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, RwLock};
+
+use super::{
+    http::{error_chain, ProviderHttp},
+    OidcError,
+};
+use crate::config::ProviderConfig;
+
+/// How often discovery metadata (and with it the keys) is fetched again in the background; the
+/// old copy stays in use while that fails, and the next try comes sooner.
+const DISCOVERY_REFRESH: Duration = Duration::from_secs(60 * 60);
+const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
+/// At most one key-set fetch per this interval, whatever `kid`s tokens name: forged ones must
+/// not make the app hammer the provider.
+const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// Signature algorithms accepted for ID and logout tokens: asymmetric only. `none` and the HMAC
+/// family (which would let anyone holding the client secret, or a key-confusion attack, mint
+/// tokens) are never accepted.
+pub(super) const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// The client as discovery configures it: authorization endpoint set, token and userinfo
+/// endpoints as the provider advertises them.
+pub(super) type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Discovery fields beyond the core ones: RFC 9207's promise to name the issuer in every
+/// authorization response.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub(super) struct IssParameter {
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+}
+impl AdditionalProviderMetadata for IssParameter {}
+
+type Discovered = ProviderMetadata<
+    LogoutProviderMetadata<IssParameter>,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// What discovery gave: the configured client, the keys, and what the flow needs to know.
+pub(super) struct Metadata {
+    pub client: OidcClient,
+    pub jwks: CoreJsonWebKeySet,
+    jwks_uri: JsonWebKeySetUrl,
+    /// [`ALLOWED_ALGS`] that the provider says it signs ID tokens with.
+    pub signing_algs: Vec<CoreJwsSigningAlgorithm>,
+    pub end_session: Option<EndSessionUrl>,
+    /// RFC 9207: every authorization response names the issuer; one without is refused.
+    pub iss_parameter_supported: bool,
+    fetched_at: Instant,
+}
+
+pub(super) struct Discovery {
+    config: ProviderConfig,
+    redirect_uri: RedirectUrl,
+    pub http: ProviderHttp,
+    current: RwLock<Option<Arc<Metadata>>>,
+    /// Serializes discovery and key fetches, and remembers when keys were last fetched.
+    refresh: Mutex<Option<Instant>>,
+}
+
+impl Discovery {
+    pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl) -> Self {
+        Self {
+            http: ProviderHttp::new(config.timeout),
+            config,
+            redirect_uri,
+            current: RwLock::new(None),
+            refresh: Mutex::new(None),
+        }
+    }
+
+    /// The metadata, from the cache when there is one.
+    pub async fn metadata(&self) -> Result<Arc<Metadata>, OidcError> {
+        if let Some(m) = self.current.read().await.as_ref() {
+            return Ok(m.clone());
+        }
+        self.rediscover(Instant::now()).await
+    }
+
+    /// Keeps the metadata fresh, in the background, for as long as the app runs. The first
+    /// round runs at start without holding the start up: the app serves its pages while the
+    /// provider is down.
+    pub fn keep_fresh(self: Arc<Self>) -> impl Future<Output = ()> {
+        // The first round counts as asked at start: a sign-in that discovered meanwhile will do.
+        let mut asked = Instant::now();
+        async move {
+            loop {
+                let pause = match self.rediscover(asked).await {
+                    Ok(_) => DISCOVERY_REFRESH,
+                    Err(e) => {
+                        tracing::warn!(provider = %self.config.id, error = %e, "provider discovery failed; retrying soon");
+                        DISCOVERY_RETRY
+                    }
+                };
+                tokio::time::sleep(pause).await;
+                asked = Instant::now();
+            }
+        }
+    }
+
+    /// Discovers the provider again, unless someone else did since `asked`. When discovery
+    /// fails, the last good metadata stays in use.
+    async fn rediscover(&self, asked: Instant) -> Result<Arc<Metadata>, OidcError> {
+        let _refresh = self.refresh.lock().await;
+        let cached = self.current.read().await.clone();
+        if let Some(m) = &cached {
+            if m.fetched_at >= asked {
+                return Ok(m.clone());
+            }
+        }
+        match self.discover().await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                *self.current.write().await = Some(fresh.clone());
+                tracing::info!(provider = %self.config.id, issuer = %self.config.issuer.as_str(), "provider discovered");
+                Ok(fresh)
+            }
+            Err(e) => match cached {
+                Some(stale) => {
+                    tracing::warn!(provider = %self.config.id, error = %e, "rediscovery failed; keeping the last metadata");
+                    Ok(stale)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn discover(&self) -> Result<Metadata, OidcError> {
+        // Checks that the document's issuer is exactly the configured one, and fetches the keys.
+        let metadata = self
+            .http
+            .bounded(Discovered::discover_async(
+                self.config.issuer.clone(),
+                &self.http.client,
+            ))
+            .await?
+            .map_err(|e| match e {
+                // The issuer in the document is not the configured one, or the like.
+                DiscoveryError::Validation(e) => OidcError::Misconfigured(e),
+                e => OidcError::Unavailable(format!("discovery: {}", error_chain(&e))),
+            })?;
+
+        // Client authentication as the provider advertises it, client_secret_basic first.
+        let auth_type = match metadata.token_endpoint_auth_methods_supported() {
+            Some(methods)
+                if !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                    && methods.contains(&CoreClientAuthMethod::ClientSecretPost) =>
+            {
+                AuthType::RequestBody
+            }
+            _ => AuthType::BasicAuth,
+        };
+        let advertised = metadata.id_token_signing_alg_values_supported();
+        let signing_algs: Vec<_> = ALLOWED_ALGS
+            .iter()
+            .filter(|alg| advertised.contains(alg))
+            .cloned()
+            .collect();
+        if signing_algs.is_empty() {
+            return Err(OidcError::Misconfigured(format!(
+                "the provider signs ID tokens only with {}, none of which is allowed (allowed: {})",
+                alg_names(advertised),
+                alg_names(&ALLOWED_ALGS)
+            )));
+        }
+        let extra = metadata.additional_metadata();
+        let end_session = extra.end_session_endpoint.clone();
+        let iss_parameter_supported = extra
+            .additional_metadata
+            .authorization_response_iss_parameter_supported;
+        let jwks = metadata.jwks().clone();
+        let jwks_uri = metadata.jwks_uri().clone();
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            self.config.client_id.clone(),
+            Some(self.config.client_secret.clone()),
+        )
+        .set_redirect_uri(self.redirect_uri.clone())
+        .set_auth_type(auth_type);
+        Ok(Metadata {
+            client,
+            jwks,
+            jwks_uri,
+            signing_algs,
+            end_session,
+            iss_parameter_supported,
+            fetched_at: Instant::now(),
+        })
+    }
+
+    /// Fetches the provider's keys again, at most once per [`JWKS_REFETCH_COOLDOWN`]. Returns the
+    /// metadata with the new keys, or `None` when nothing new could be had (the old keys stay).
+    pub async fn refetch_keys(&self, seen: &Arc<Metadata>) -> Option<Arc<Metadata>> {
+        let mut last = self.refresh.lock().await;
+        let current = self.current.read().await.clone()?;
+        if !Arc::ptr_eq(&current, seen) {
+            return Some(current); // another request already fetched new keys
+        }
+        if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_COOLDOWN) {
+            tracing::warn!(provider = %self.config.id, "unknown signing key; keys were fetched moments ago, not again");
+            return None;
+        }
+        *last = Some(Instant::now());
+        let fetched = self
+            .http
+            .bounded(CoreJsonWebKeySet::fetch_async(
+                &current.jwks_uri,
+                &self.http.client,
+            ))
+            .await;
+        let jwks = match fetched {
+            Ok(Ok(jwks)) => jwks,
+            Ok(Err(e)) => {
+                tracing::warn!(provider = %self.config.id, error = %error_chain(&e), "key fetch failed; keeping the last keys");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(provider = %self.config.id, error = %e, "key fetch failed; keeping the last keys");
+                return None;
+            }
+        };
+        tracing::info!(provider = %self.config.id, keys = jwks.keys().len(), "signing keys fetched again");
+        let fresh = Arc::new(Metadata {
+            client: current.client.clone(),
+            jwks,
+            jwks_uri: current.jwks_uri.clone(),
+            signing_algs: current.signing_algs.clone(),
+            end_session: current.end_session.clone(),
+            iss_parameter_supported: current.iss_parameter_supported,
+            fetched_at: current.fetched_at,
+        });
+        *self.current.write().await = Some(fresh.clone());
+        Some(fresh)
+    }
+}
+
+/// Algorithms by their JOSE names (`RS256, ES256`), for messages.
+pub(super) fn alg_names<'a>(algs: impl IntoIterator<Item = &'a CoreJwsSigningAlgorithm>) -> String {
+    algs.into_iter()
+        .map(|alg| {
+            serde_json::to_value(alg)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{alg:?}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithms_are_named_as_jose_names_them() {
+        assert_eq!(
+            alg_names(&ALLOWED_ALGS),
+            "RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"
+        );
+    }
+
+    #[test]
+    fn the_iss_parameter_promise_is_read_from_discovery() {
+        let read = |json: &str| -> bool {
+            serde_json::from_str::<IssParameter>(json)
+                .unwrap()
+                .authorization_response_iss_parameter_supported
+        };
+        assert!(read(
+            r#"{"authorization_response_iss_parameter_supported": true}"#
+        ));
+        assert!(!read(
+            r#"{"authorization_response_iss_parameter_supported": false}"#
+        ));
+        assert!(!read("{}"));
+    }
+}

@@ -1,0 +1,372 @@
+//! One provider's flow: the authorization request (state, nonce, PKCE S256), the callback's
+//! code exchange with ID token and userinfo, token refresh, back-channel logout tokens, and the
+//! provider's logout URL.
+
+use std::{collections::BTreeMap, future::Future, sync::Arc};
+
+use chrono::Utc;
+use openidconnect::{
+    core::{
+        CoreAuthenticationFlow, CoreErrorResponseType, CoreIdToken, CoreTokenResponse,
+        CoreTokenType, CoreUserInfoClaims,
+    },
+    AuthorizationCode, CsrfToken, LogoutRequest, Nonce, NonceVerifier, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardErrorResponse, TokenResponse, UserInfoError,
+};
+use serde::Serialize;
+use serde_json::Value;
+use url::Url;
+
+use super::{
+    discovery::{Discovery, Metadata},
+    http::error_chain,
+    id_token::{self, Checked},
+    jwt, logout_token, LogoutOrder, OidcError, PendingSignIn, Refreshed, Refusal, VerifiedUser,
+};
+use crate::config::ProviderConfig;
+
+pub struct Provider {
+    config: ProviderConfig,
+    /// Where the provider sends the browser back after signing out there: the app's `/`.
+    post_logout: Url,
+    discovery: Arc<Discovery>,
+}
+
+impl Provider {
+    pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl, public_origin: Url) -> Self {
+        Self {
+            discovery: Arc::new(Discovery::new(config.clone(), redirect_uri)),
+            config,
+            post_logout: public_origin,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    pub fn label(&self) -> &str {
+        &self.config.label
+    }
+
+    pub fn issuer(&self) -> &str {
+        self.config.issuer.as_str()
+    }
+
+    /// Keeps the metadata and keys fresh in the background, for as long as the app runs.
+    pub fn keep_fresh(&self) -> impl Future<Output = ()> {
+        self.discovery.clone().keep_fresh()
+    }
+
+    /// Starts a sign-in: the provider's authorization URL, and what must be kept to finish it.
+    pub async fn begin(&self, return_to: String) -> Result<(Url, PendingSignIn), OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = metadata.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in &self.config.scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let pending = PendingSignIn {
+            provider: self.config.id.clone(),
+            state: state.into_secret(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.into_secret(),
+            return_to,
+            started_ms: Utc::now().timestamp_millis(),
+        };
+        Ok((url, pending))
+    }
+
+    /// Finishes a sign-in: checks the response's issuer (RFC 9207), exchanges the code,
+    /// validates the ID token, fetches userinfo.
+    pub async fn complete(
+        &self,
+        pending: PendingSignIn,
+        code: String,
+        iss: Option<String>,
+    ) -> Result<VerifiedUser, OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        // A response naming another issuer is a mix-up attack or a misconfiguration; one that
+        // names none, from a provider that promised to, may be another provider's.
+        match iss {
+            Some(iss) if iss != self.issuer() => {
+                return Err(OidcError::TokenRefused(format!(
+                    "the authorization response names the issuer {iss}, not {}",
+                    self.issuer()
+                )))
+            }
+            None if metadata.iss_parameter_supported => {
+                return Err(OidcError::TokenRefused(
+                    "the authorization response names no issuer, though the provider promises to (RFC 9207)".into(),
+                ))
+            }
+            _ => {}
+        }
+        let request = metadata
+            .client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier));
+        let tokens = self
+            .discovery
+            .http
+            .bounded(request.request_async(&self.discovery.http.client))
+            .await?
+            .map_err(|e| token_error(e, OidcError::CodeRefused))?;
+        check_token_type(&tokens)?;
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| OidcError::TokenRefused("the token response has no id_token".into()))?;
+        let nonce = Nonce::new(pending.nonce);
+        let (Checked { claims, compact }, metadata) = self
+            .checked_id_token(metadata, id_token, &nonce, &tokens)
+            .await?;
+
+        let mut all_claims = claim_map(&claims);
+        if let Ok(request) = metadata.client.user_info(
+            tokens.access_token().clone(),
+            Some(claims.subject().clone()),
+        ) {
+            let userinfo: CoreUserInfoClaims = self
+                .discovery
+                .http
+                .bounded(request.request_async(&self.discovery.http.client))
+                .await?
+                .map_err(|e| match e {
+                    UserInfoError::ClaimsVerification(e) => {
+                        OidcError::TokenRefused(format!("userinfo: {e}"))
+                    }
+                    e => OidcError::Unavailable(format!("userinfo: {}", error_chain(&e))),
+                })?;
+            all_claims.extend(claim_map(&userinfo));
+        }
+
+        Ok(VerifiedUser {
+            provider: self.config.id.clone(),
+            issuer: claims.issuer().to_string(),
+            subject: claims.subject().to_string(),
+            // `sid` is not among the claims openidconnect parses: read it from the token itself.
+            session_id: jwt::claim(&compact, "sid").and_then(|v| v.as_str().map(str::to_owned)),
+            claims: all_claims,
+            id_token: compact,
+            access_token: tokens.access_token().secret().clone(),
+            access_expires_at: expires_at(&tokens),
+            refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+        })
+    }
+
+    /// Renews the access token with the refresh token. A new ID token, when the provider sends
+    /// one, is validated like the first (no nonce required) and must name the same subject.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        subject: &str,
+    ) -> Result<Refreshed, OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        let refresh_token = RefreshToken::new(refresh_token.to_owned());
+        let request = metadata
+            .client
+            .exchange_refresh_token(&refresh_token)
+            .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?;
+        let tokens = self
+            .discovery
+            .http
+            .bounded(request.request_async(&self.discovery.http.client))
+            .await?
+            .map_err(|e| token_error(e, OidcError::TokenRefused))?;
+        check_token_type(&tokens)?;
+        let id_token = match tokens.id_token() {
+            Some(id_token) => {
+                let (checked, _) = self
+                    .checked_id_token(metadata, id_token, no_nonce, &tokens)
+                    .await?;
+                if checked.claims.subject().as_str() != subject {
+                    return Err(OidcError::TokenRefused(
+                        "the refreshed ID token is about another subject".into(),
+                    ));
+                }
+                Some(checked.compact)
+            }
+            None => None,
+        };
+        Ok(Refreshed {
+            access_token: tokens.access_token().secret().clone(),
+            access_expires_at: expires_at(&tokens),
+            refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+            id_token,
+        })
+    }
+
+    /// Validates a back-channel logout token with this provider's keys.
+    pub async fn verify_logout_token(&self, token: &str) -> Result<LogoutOrder, OidcError> {
+        let mut metadata = self.discovery.metadata().await?;
+        loop {
+            match logout_token::check(token, &metadata.jwks, &metadata.signing_algs, &self.config) {
+                Ok(order) => return Ok(order),
+                Err(Refusal::UnknownKey) => match self.discovery.refetch_keys(&metadata).await {
+                    Some(fresh) => metadata = fresh,
+                    None => {
+                        return Err(OidcError::TokenRefused(
+                            "logout token: no key of the provider matches its kid".into(),
+                        ))
+                    }
+                },
+                Err(Refusal::Invalid(why)) => return Err(OidcError::TokenRefused(why)),
+            }
+        }
+    }
+
+    /// Where to send the browser to end the provider's session too, when the provider has an
+    /// `end_session_endpoint`. Uses what discovery already knows; never waits on the provider
+    /// more than the usual bound.
+    pub async fn end_session_url(&self, id_token: Option<&str>) -> Option<Url> {
+        let metadata = match self.discovery.metadata().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(provider = %self.config.id, error = %e, "provider logout skipped: discovery failed");
+                return None;
+            }
+        };
+        let endpoint = metadata.end_session.clone()?;
+        let back = PostLogoutRedirectUrl::from_url(self.post_logout.clone());
+        let mut request = LogoutRequest::from(endpoint)
+            .set_client_id(self.config.client_id.clone())
+            .set_post_logout_redirect_uri(back);
+        if let Some(token) = id_token.and_then(|t| t.parse::<CoreIdToken>().ok()) {
+            request = request.set_id_token_hint(&token);
+        }
+        Some(request.http_get_url())
+    }
+
+    /// Checks an ID token. A token signed with a key we have not seen may mean the provider
+    /// rotated its keys: they are fetched once more (rate limited) and the token tried again.
+    /// Returns the metadata the token passed with.
+    async fn checked_id_token<N: NonceVerifier + Copy>(
+        &self,
+        mut metadata: Arc<Metadata>,
+        id_token: &CoreIdToken,
+        nonce: N,
+        tokens: &CoreTokenResponse,
+    ) -> Result<(Checked, Arc<Metadata>), OidcError> {
+        loop {
+            let checked = id_token::check(
+                id_token,
+                &metadata.jwks,
+                &metadata.signing_algs,
+                &self.config,
+                nonce,
+                tokens.access_token(),
+            );
+            match checked {
+                Ok(checked) => return Ok((checked, metadata)),
+                Err(Refusal::UnknownKey) => match self.discovery.refetch_keys(&metadata).await {
+                    Some(fresh) => metadata = fresh,
+                    None => {
+                        return Err(OidcError::TokenRefused(
+                            "no key of the provider matches the ID token's signature".into(),
+                        ))
+                    }
+                },
+                Err(Refusal::Invalid(why)) => return Err(OidcError::TokenRefused(why)),
+            }
+        }
+    }
+}
+
+/// A token endpoint's failure: `refused` for the provider's own refusal (`invalid_grant`...).
+fn token_error<RE: std::error::Error + 'static>(
+    e: RequestTokenError<RE, StandardErrorResponse<CoreErrorResponseType>>,
+    refused: fn(String) -> OidcError,
+) -> OidcError {
+    match e {
+        RequestTokenError::ServerResponse(e) => refused(e.to_string()),
+        RequestTokenError::Request(e) => OidcError::Unavailable(error_chain(&e)),
+        // A readable response whose ID token is malformed (no `sub`, no `iat`, ...) is a
+        // refused token; anything else unreadable is a provider in trouble.
+        RequestTokenError::Parse(e, body) if has_id_token(&body) => {
+            OidcError::TokenRefused(format!("malformed ID token: {e}"))
+        }
+        RequestTokenError::Parse(e, _) => {
+            OidcError::Unavailable(format!("unreadable token response: {e}"))
+        }
+        RequestTokenError::Other(e) => OidcError::Unavailable(e),
+    }
+}
+
+fn check_token_type(tokens: &CoreTokenResponse) -> Result<(), OidcError> {
+    if *tokens.token_type() != CoreTokenType::Bearer {
+        return Err(OidcError::TokenRefused(format!(
+            "token_type is {:?}, not Bearer",
+            tokens.token_type()
+        )));
+    }
+    Ok(())
+}
+
+/// When the access token expires, in Unix seconds, if the provider said.
+fn expires_at(tokens: &CoreTokenResponse) -> Option<i64> {
+    tokens
+        .expires_in()
+        .map(|d| Utc::now().timestamp() + d.as_secs() as i64)
+}
+
+/// A refreshed ID token carries no nonce, or the first one: either way there is none to check.
+fn no_nonce(_: Option<&Nonce>) -> Result<(), String> {
+    Ok(())
+}
+
+/// Whether a token response body is a JSON object with an `id_token` string.
+fn has_id_token(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|v| v.get("id_token").is_some_and(Value::is_string))
+}
+
+/// Claims as a flat name → value map, without those that only serve the protocol.
+fn claim_map(claims: &impl Serialize) -> BTreeMap<String, Value> {
+    const PROTOCOL: [&str; 9] = [
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "nonce",
+        "at_hash",
+        "c_hash",
+        "azp",
+        "auth_time",
+    ];
+    match serde_json::to_value(claims) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .filter(|(k, v)| !PROTOCOL.contains(&k.as_str()) && !v.is_null())
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn protocol_claims_are_left_out_of_what_the_profile_shows() {
+        let claims = claim_map(&json!({
+            "sub": "alice", "name": "Alice", "aud": "c", "nonce": "n", "at_hash": "h",
+            "email": null,
+        }));
+        assert_eq!(claims.keys().collect::<Vec<_>>(), ["name", "sub"]);
+    }
+
+    #[test]
+    fn a_token_response_with_an_id_token_is_told_from_garbage() {
+        assert!(has_id_token(br#"{"id_token": "a.b.c"}"#));
+        assert!(!has_id_token(b"<html>surprise</html>"));
+        assert!(!has_id_token(br#"{"id_token": 5}"#));
+    }
+}
