@@ -135,6 +135,8 @@ pub enum SignOutFailure {
     Forged,
     /// The session store failed.
     Failed,
+    /// The request was not a sign-out form.
+    Malformed,
 }
 
 impl SignOutFailure {
@@ -142,22 +144,23 @@ impl SignOutFailure {
         match self {
             Self::Forged => "csrf",
             Self::Failed => "failed",
+            Self::Malformed => "malformed",
         }
     }
 
-    /// Any other code is taken as a failure: the page must still say something true.
+    /// Any code we do not know is a malformed request too.
     pub fn from_code(code: &str) -> Self {
-        if code == Self::Forged.code() {
-            Self::Forged
-        } else {
-            Self::Failed
-        }
+        [Self::Forged, Self::Failed]
+            .into_iter()
+            .find(|f| f.code() == code)
+            .unwrap_or(Self::Malformed)
     }
 
     pub fn status(self) -> u16 {
         match self {
             Self::Forged => 403,
             Self::Failed => 503,
+            Self::Malformed => 400,
         }
     }
 
@@ -165,6 +168,7 @@ impl SignOutFailure {
         match self {
             Self::Forged => "That sign-out request did not come from this site's page, so you are still signed in. Press Sign out to sign out.",
             Self::Failed => "Signing out failed on our side. Please try again.",
+            Self::Malformed => "That was not a sign-out request this site makes, so nothing was done. Press Sign out to sign out.",
         }
     }
 }

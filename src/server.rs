@@ -4,7 +4,7 @@ use std::{io::IsTerminal, sync::Arc, time::Duration};
 
 use crate::{
     app::{shell, App},
-    auth::ssr::backchannel,
+    auth::ssr::{backchannel, malformed},
     config::{self, Config, ConfigError},
     db,
     oidc::Providers,
@@ -100,6 +100,8 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
             _,
         >(context, shell))
         .layer(session_layer)
+        // Before the session: a malformed request costs no session work.
+        .layer(middleware::from_fn(malformed::refuse_malformed))
         // Outside the session layer: a cached page costs no session work at all.
         .layer(middleware::from_fn_with_state(
             page_cache::AnonymousPages::default(),

@@ -796,6 +796,38 @@ fn x_mix_up_iss_parameter() {
     })
 }
 
+/// x-iss-parameter-promised-but-missing: a provider that promises the `iss` parameter (RFC 9207) and a callback without it → refused, 400, the code is not exchanged
+#[test]
+fn x_iss_parameter_promised_but_missing() {
+    run(async {
+        let (app, provider) = setup(Behaviour {
+            discovery: claims(&[(
+                "authorization_response_iss_parameter_supported",
+                json!(true),
+            )]),
+            ..Behaviour::default()
+        })
+        .await;
+        let page = app.sign_in(&provider).await;
+        assert_refused(&app, &page, "token_refused", 400).await;
+        assert_eq!(provider.token_requests(), 0);
+    })
+}
+
+/// x-provider-signs-only-hs512: a provider whose ID tokens are signed only with HS512 → sign-in not started, 503 (the log names HS512 and the allowed algorithms)
+#[test]
+fn x_provider_signs_only_hs512() {
+    run(async {
+        let (app, _) = setup(Behaviour {
+            discovery: claims(&[("id_token_signing_alg_values_supported", json!(["HS512"]))]),
+            ..Behaviour::default()
+        })
+        .await;
+        let page = app.get("/login").await;
+        assert_refused(&app, &page, "provider_misconfigured", 503).await;
+    })
+}
+
 /// x-token-endpoint-500: a token endpoint that answers 500 → refused, 503
 #[test]
 fn x_token_endpoint_500() {

@@ -572,3 +572,99 @@ fn anonymous_pages_are_shared_and_signed_in_pages_are_not() {
             .starts_with("text/html"));
     })
 }
+
+/// Repeated, nested or missing parameters on any endpoint get a 4xx page that says so (or a
+/// JSON 400 for callers that are not browsers), never a 500 and never a silent redirect.
+#[test]
+fn malformed_or_repeated_parameters_get_a_4xx_never_a_500() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        app.sign_in(&provider).await;
+        for path in [
+            "/login?return_to=/a&return_to=/b",
+            "/login?provider=a&provider=b",
+            "/login?return_to[x]=1",
+            "/authorization-code/callback?code=1&code=2&state=x",
+            "/authorization-code/callback?error=a&error=b",
+            "/authorization-code/callback?state=x&state=y&code=1",
+        ] {
+            let page = app.get(path).await;
+            assert_eq!(page.status, 303, "{path}");
+            assert_eq!(
+                page.location.as_deref(),
+                Some("/signin?error=bad_request"),
+                "{path}"
+            );
+            let shown = app.get("/signin?error=bad_request").await;
+            assert_eq!(shown.status, 400);
+            assert!(shown.body.contains("repeated or unreadable parts"));
+
+            let api = reqwest::get(format!("{}{path}", app.url)).await.unwrap();
+            assert_eq!(api.status(), 400, "{path}");
+            let body: serde_json::Value = serde_json::from_str(&api.text().await.unwrap()).unwrap();
+            assert_eq!(body["error"], "invalid_request", "{path}");
+        }
+        // Pages with odd queries still answer with a page.
+        for path in [
+            "/signin?error=a&error=b",
+            "/logout?error=csrf&error=x",
+            "/signin?return_to=%ZZ",
+        ] {
+            let page = app.get(path).await;
+            assert!((200..500).contains(&page.status), "{path}: {}", page.status);
+        }
+        // A sign-out post without its token, or with two: nothing is done, and the page says so.
+        for form in [&[("everywhere", "1")][..], &[("csrf", "a"), ("csrf", "b")]] {
+            let page = app.post_form("/logout", form, Some(&app.url)).await;
+            assert_eq!(
+                page.location.as_deref(),
+                Some("/logout?error=malformed"),
+                "{form:?}"
+            );
+            let shown = app.get("/logout?error=malformed").await;
+            assert_eq!(shown.status, 400);
+            assert!(shown.body.contains("nothing was done"));
+            assert!(app.signed_in().await);
+        }
+        let back = reqwest::Client::new()
+            .post(format!("{}/backchannel-logout", app.url))
+            .form(&[("logout_token", "a"), ("logout_token", "b")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(back.status(), 400);
+        assert!(app.signed_in().await);
+    })
+}
+
+#[test]
+fn a_provider_that_needs_the_user_or_was_refused_consent_says_so() {
+    run(async {
+        let (app, _provider) = app_and_provider().await;
+        for (error, code, status, text) in [
+            (
+                "consent_required",
+                "access_denied",
+                403,
+                "You cancelled the sign-in",
+            ),
+            ("login_required", "login_required", 401, "on its own pages"),
+            (
+                "interaction_required",
+                "login_required",
+                401,
+                "on its own pages",
+            ),
+        ] {
+            let authorize = app.start_sign_in("/login").await;
+            let state = query_param(&authorize, "state");
+            let page = app
+                .get(&format!(
+                    "/authorization-code/callback?error={error}&state={state}"
+                ))
+                .await;
+            assert_failure_page(&app, &page, code, status, text).await;
+        }
+        assert_nobody_signed_in(&app).await;
+    })
+}

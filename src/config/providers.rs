@@ -62,16 +62,20 @@ pub fn from_lookup(
             ));
         }
     }
-    let mut ids = HashSet::new();
-    let mut providers: Vec<ProviderConfig> = Vec::new();
-    for id in list.split(',').map(str::trim) {
+    // The list as a whole first: a typo there is the thing to report.
+    let ids: Vec<&str> = list.split(',').map(str::trim).collect();
+    let mut seen = HashSet::new();
+    for id in &ids {
         check_id(id)?;
-        if !ids.insert(id) {
+        if !seen.insert(id) {
             return Err(ConfigError::new(
                 "OIDC_PROVIDERS",
                 format!("names \"{id}\" twice"),
             ));
         }
+    }
+    let mut providers: Vec<ProviderConfig> = Vec::new();
+    for id in ids {
         let prefix = format!("OIDC_{}_", id.to_ascii_uppercase().replace('-', "_"));
         let required = |name: &str| {
             let name = format!("{prefix}{name}");

@@ -128,8 +128,11 @@ async fn finish_sign_in(
 
 /// The page that tells of `e`; with several providers, it names the one to try again.
 fn failure_page(e: &AuthError, provider: Option<&str>) -> String {
-    let several = app_state().is_ok_and(|app| app.providers.only().is_none());
-    links::sign_in_page(Some(e.failure()), provider.filter(|_| several), None)
+    let provider = provider.filter(|id| {
+        app_state()
+            .is_ok_and(|app| app.providers.only().is_none() && app.providers.by_id(id).is_some())
+    });
+    links::sign_in_page(Some(e.failure()), provider, None)
 }
 
 fn last_provider_cookie(id: &str, secure: bool) -> Cookie<'static> {

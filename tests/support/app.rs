@@ -1,0 +1,316 @@
+//! The app under test: in-process on a free loopback port, configured with test providers and
+//! stores, and driven as a browser drives it.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use leptos::config::LeptosOptions;
+use leptos_oidc::{config::Config, users::Users};
+use url::Url;
+
+use super::{
+    provider::{TestProvider, CLIENT_ID, CLIENT_SECRET},
+    stores::Stores,
+};
+
+/// The app, in-process, on a free loopback port.
+pub struct TestApp {
+    pub url: String,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    stores: Stores,
+    /// Its settings: the providers', and the test's own.
+    vars: Vars,
+    stop: Option<Arc<tokio::sync::Notify>>,
+    server: Option<Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>>,
+}
+
+type Vars = Vec<(String, String)>;
+
+/// The app with its own SQLite database, signing in with the provider at `issuer` (which knows
+/// it as `test-client`).
+pub async fn start_app(issuer: &str) -> TestApp {
+    start_app_with(issuer, &Stores::sqlite(), &[]).await
+}
+
+/// The app on `stores`, with these settings beside the test's own.
+pub async fn start_app_with(
+    issuer: &str,
+    stores: &Stores,
+    vars: &[(&'static str, &str)],
+) -> TestApp {
+    let mut all: Vars = vec![
+        ("OIDC_ISSUER".into(), issuer.to_owned()),
+        ("OIDC_CLIENT_ID".into(), CLIENT_ID.to_owned()),
+        ("OIDC_CLIENT_SECRET".into(), CLIENT_SECRET.to_owned()),
+    ];
+    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    serve(
+        stores.clone(),
+        all,
+        "127.0.0.1:0".parse().unwrap(),
+        browser(),
+    )
+    .await
+}
+
+/// The app with several providers, each under its id (its label: the id with a capital), on
+/// `stores`, with these settings beside.
+pub async fn start_app_with_providers(
+    providers: &[(&str, &TestProvider)],
+    stores: &Stores,
+    vars: &[(&'static str, &str)],
+) -> TestApp {
+    let ids: Vec<&str> = providers.iter().map(|(id, _)| *id).collect();
+    let mut all: Vars = vec![("OIDC_PROVIDERS".into(), ids.join(","))];
+    for (id, provider) in providers {
+        let prefix = format!("OIDC_{}_", id.to_ascii_uppercase().replace('-', "_"));
+        let mut label = id.to_string();
+        label[..1].make_ascii_uppercase();
+        all.extend([
+            (format!("{prefix}ISSUER"), provider.issuer.clone()),
+            (
+                format!("{prefix}CLIENT_ID"),
+                provider.identity.client_id.into(),
+            ),
+            (
+                format!("{prefix}CLIENT_SECRET"),
+                provider.identity.client_secret.into(),
+            ),
+            (format!("{prefix}LABEL"), label),
+        ]);
+    }
+    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    serve(
+        stores.clone(),
+        all,
+        "127.0.0.1:0".parse().unwrap(),
+        browser(),
+    )
+    .await
+}
+
+async fn serve(stores: Stores, vars: Vars, addr: SocketAddr, client: reqwest::Client) -> TestApp {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let mut all: HashMap<String, String> = [
+        ("DATABASE_URL".into(), stores.database_url.clone()),
+        ("OIDC_TIMEOUT_SECONDS".into(), "2".to_owned()),
+    ]
+    .into();
+    if let Some(redis) = &stores.redis_url {
+        all.insert("SESSION_STORE".into(), "redis".into());
+        all.insert("REDIS_URL".into(), redis.clone());
+    }
+    all.extend(vars.iter().cloned());
+    let config = Config::from_lookup(addr, |name| all.get(name).cloned()).unwrap();
+    let options = LeptosOptions::builder()
+        .output_name("leptos_oidc")
+        .site_root(stores.dir.path().display().to_string())
+        .site_addr(addr)
+        .build();
+    let router = leptos_oidc::server::app(config, options).await.unwrap();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.notified().await })
+                .await
+                .unwrap()
+        }
+    });
+    TestApp {
+        url: format!("http://{addr}"),
+        database_url: stores.database_url.clone(),
+        client,
+        stores,
+        vars,
+        stop: Some(stop),
+        server: Some(Arc::new(Mutex::new(Some(server)))),
+    }
+}
+
+/// A client that behaves as a browser for our purposes: keeps cookies, asks for HTML, and
+/// lets the test follow redirects itself.
+pub fn browser() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ACCEPT,
+        "text/html,application/xhtml+xml".parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        // No answer in this time is a hang: fail with the URL rather than wait forever.
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+    pub set_cookie: Vec<String>,
+}
+
+impl TestApp {
+    /// The same app, seen from another browser (no cookies).
+    pub fn in_another_browser(&self) -> TestApp {
+        self.seen_by(browser())
+    }
+
+    /// The same app, seen by `client` (a browser that has cookies already, say).
+    pub fn seen_by(&self, client: reqwest::Client) -> TestApp {
+        TestApp {
+            url: self.url.clone(),
+            database_url: self.database_url.clone(),
+            client,
+            stores: self.stores.clone(),
+            vars: self.vars.clone(),
+            stop: self.stop.clone(),
+            server: self.server.clone(),
+        }
+    }
+
+    /// Another instance of the app on the same stores (as behind a load balancer), seen by the
+    /// same browser: cookies are per host, not per port.
+    pub async fn another_instance(&self) -> TestApp {
+        serve(
+            self.stores.clone(),
+            self.vars.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            self.client.clone(),
+        )
+        .await
+    }
+
+    /// Stops the app (gracefully, as on SIGTERM) and starts it again on the same port and
+    /// stores: what a deploy does.
+    pub async fn restart(self) -> TestApp {
+        if let Some(stop) = &self.stop {
+            stop.notify_one();
+        }
+        let server = self.server.as_ref().and_then(|s| s.lock().unwrap().take());
+        if let Some(server) = server {
+            server.await.unwrap();
+        }
+        let addr = self.url.trim_start_matches("http://").parse().unwrap();
+        serve(
+            self.stores.clone(),
+            self.vars.clone(),
+            addr,
+            self.client.clone(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path_or_url: &str) -> Page {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.url)
+        };
+        let response = self.client.get(&url).send().await;
+        page(response.unwrap_or_else(|e| panic!("GET {url}: {e:?}"))).await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
+        let mut request = self.client.post(format!("{}{path}", self.url)).form(form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        page(request.send().await.unwrap()).await
+    }
+
+    /// `/login`, answered by the provider: the provider's authorization URL.
+    pub async fn start_sign_in(&self, path: &str) -> String {
+        let page = self.get(path).await;
+        assert_eq!(page.status, 302, "{path}: {}", page.body);
+        page.location.unwrap()
+    }
+
+    /// A whole sign-in through `provider`; returns where the callback sent the browser.
+    pub async fn sign_in(&self, provider: &TestProvider) -> Page {
+        let authorize = self.start_sign_in("/login").await;
+        self.callback_for(provider, &authorize).await
+    }
+
+    /// A whole sign-in at the provider with this id, of several.
+    pub async fn sign_in_with(&self, id: &str, provider: &TestProvider) -> Page {
+        let authorize = self.start_sign_in(&format!("/login?provider={id}")).await;
+        self.callback_for(provider, &authorize).await
+    }
+
+    /// The provider's redirect back for the sign-in that `authorize` started.
+    pub async fn callback_for(&self, provider: &TestProvider, authorize: &str) -> Page {
+        let code = provider.authorize(authorize);
+        let state = query_param(authorize, "state");
+        self.get(&format!(
+            "/authorization-code/callback?code={code}&state={state}"
+        ))
+        .await
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        Users::new(leptos_oidc::db::open(&self.database_url).await.unwrap())
+            .count()
+            .await
+            .unwrap()
+    }
+
+    /// Whether the browser is signed in, as the profile page tells.
+    pub async fn signed_in(&self) -> bool {
+        let page = self.get("/profile").await;
+        match page.status {
+            200 => true,
+            302 => false,
+            other => panic!("/profile answered {other}"),
+        }
+    }
+
+    /// The CSRF token from the sign-out form on the profile page.
+    pub async fn csrf_token(&self) -> String {
+        let body = self.get("/profile").await.body;
+        let start = body
+            .find("name=\"csrf\" value=\"")
+            .expect("a sign-out form")
+            + 19;
+        body[start..start + body[start..].find('"').unwrap()].to_owned()
+    }
+}
+
+pub fn query_param(url: &str, name: &str) -> String {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+async fn page(response: reqwest::Response) -> Page {
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let set_cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = response.text().await.unwrap();
+    Page {
+        status,
+        location,
+        body,
+        set_cookie,
+    }
+}

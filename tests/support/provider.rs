@@ -1,0 +1,394 @@
+//! A small OpenID provider of our own that each test can make misbehave. It is honest by
+//! default: real discovery, a real key set, RS256-signed ID tokens, HTTP Basic client
+//! authentication and PKCE checks.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    extract::{Form, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use base64::{
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+    Engine,
+};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::{
+    jwt::{at_hash, default_jwks, sign_jwt, tamper_signature, Signer},
+    merge, now, unique_name,
+};
+
+pub const CLIENT_ID: &str = "test-client";
+pub const CLIENT_SECRET: &str = "test-secret";
+pub const SUBJECT: &str = "alice-subject";
+
+/// Whom the provider knows: the app's registration there, and the one user who signs in.
+#[derive(Clone, Copy, Debug)]
+pub struct Identity {
+    pub client_id: &'static str,
+    pub client_secret: &'static str,
+    pub subject: &'static str,
+    pub name: &'static str,
+    pub email: &'static str,
+}
+
+impl Identity {
+    pub const ALICE: Self = Self {
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        subject: SUBJECT,
+        name: "Alice Liddell",
+        email: "alice@example.com",
+    };
+    /// At a second provider: another client, another user.
+    pub const CAROL: Self = Self {
+        client_id: "globex-client",
+        client_secret: "globex-secret",
+        subject: "carol-subject",
+        name: "Carol Globex",
+        email: "carol@globex.example",
+    };
+}
+
+/// How the provider should misbehave; the default is a correct provider.
+#[derive(Clone, Debug, Default)]
+pub struct Behaviour {
+    /// Fields merged over the correct discovery document.
+    pub discovery: Map<String, Value>,
+    /// The key set the provider publishes (default: RSA key 1, kid `test-key`).
+    pub jwks: Option<Value>,
+    /// A raw body for the key set endpoint instead (garbage, say).
+    pub jwks_body: Option<String>,
+    pub signer: Signer,
+    /// Flip a bit of the ID token's signature.
+    pub tamper_signature: bool,
+    /// Claims merged over the correct ID token claims (`Value::Null` removes one).
+    pub id_token_claims: Map<String, Value>,
+    /// The token endpoint waits this long before answering.
+    pub token_delay: Option<std::time::Duration>,
+    /// Answer the token request with this status and body instead.
+    pub token_response: Option<(u16, String)>,
+    /// Fields merged over the correct token response.
+    pub token_fields: Map<String, Value>,
+    /// Claims merged over the correct userinfo response.
+    pub userinfo_claims: Map<String, Value>,
+    /// Issue refresh tokens (rotated at each use: an old one is refused, as real providers do).
+    pub refresh_tokens: bool,
+    /// The access token's lifetime in seconds (300 by default).
+    pub expires_in: Option<i64>,
+    /// Refreshes take this long.
+    pub refresh_delay: Option<std::time::Duration>,
+    /// Refuse every refresh (`invalid_grant`): the provider ended the grant.
+    pub refresh_refused: bool,
+    /// Overrides of the refreshed ID token's claims (`null` removes one).
+    pub refresh_id_token_claims: Map<String, Value>,
+}
+
+struct Grant {
+    nonce: String,
+    code_challenge: String,
+    redirect_uri: String,
+}
+
+#[derive(Default)]
+struct ProviderState {
+    grants: HashMap<String, Grant>,
+    behaviour: Behaviour,
+    token_requests: usize,
+    refresh_requests: usize,
+    jwks_requests: usize,
+    /// Refresh tokens that still work.
+    refresh_tokens: std::collections::HashSet<String>,
+    issued: usize,
+}
+
+pub struct TestProvider {
+    pub issuer: String,
+    pub identity: Identity,
+    state: Arc<Mutex<ProviderState>>,
+}
+
+struct Shared {
+    issuer: String,
+    identity: Identity,
+    state: Arc<Mutex<ProviderState>>,
+}
+
+impl TestProvider {
+    /// A provider that knows Alice and the app as `test-client`.
+    pub async fn start() -> Self {
+        Self::start_with(Identity::ALICE).await
+    }
+
+    /// A provider that is down: nothing listens at its issuer (port 1; a port freed by a test
+    /// could be handed to the app itself).
+    pub async fn down() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:1".into(),
+            ..Self::start().await
+        }
+    }
+
+    pub async fn start_with(identity: Identity) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(ProviderState::default()));
+        let shared = Arc::new(Shared {
+            issuer: issuer.clone(),
+            identity,
+            state: state.clone(),
+        });
+        let router = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/keys/current", get(jwks))
+            .route("/token", post(token))
+            .route("/userinfo", get(userinfo))
+            .with_state(shared);
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self {
+            issuer,
+            identity,
+            state,
+        }
+    }
+
+    /// The claims of a valid back-channel logout token from this provider, for its user's
+    /// provider session `provider-session-1`.
+    pub fn logout_claims(&self) -> Value {
+        logout_claims_of(&self.issuer, &self.identity)
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        self.state.lock().unwrap().behaviour = behaviour;
+    }
+
+    pub fn token_requests(&self) -> usize {
+        self.state.lock().unwrap().token_requests
+    }
+
+    /// Refresh requests, refused ones included.
+    pub fn refresh_requests(&self) -> usize {
+        self.state.lock().unwrap().refresh_requests
+    }
+
+    pub fn jwks_requests(&self) -> usize {
+        self.state.lock().unwrap().jwks_requests
+    }
+
+    /// What the provider's login and consent pages would do: takes the app's authorization
+    /// URL, checks it, and returns the code the provider redirects back with.
+    pub fn authorize(&self, authorization_url: &str) -> String {
+        let url = Url::parse(authorization_url).unwrap();
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], self.identity.client_id);
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert!(q["scope"].split(' ').any(|s| s == "openid"));
+        let code = format!("code-{}", q["state"]);
+        self.state.lock().unwrap().grants.insert(
+            code.clone(),
+            Grant {
+                nonce: q["nonce"].clone(),
+                code_challenge: q["code_challenge"].clone(),
+                redirect_uri: q["redirect_uri"].clone(),
+            },
+        );
+        code
+    }
+}
+
+async fn discovery(State(p): State<Arc<Shared>>) -> Json<Value> {
+    let i = &p.issuer;
+    let mut document = json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "userinfo_endpoint": format!("{i}/userinfo"),
+        "jwks_uri": format!("{i}/jwks"),
+        "end_session_endpoint": format!("{i}/session/end"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "code_challenge_methods_supported": ["S256"],
+    });
+    merge(&mut document, &p.state.lock().unwrap().behaviour.discovery);
+    Json(document)
+}
+
+async fn jwks(State(p): State<Arc<Shared>>) -> Response {
+    let mut state = p.state.lock().unwrap();
+    state.jwks_requests += 1;
+    let behaviour = &state.behaviour;
+    match (&behaviour.jwks_body, &behaviour.jwks) {
+        (Some(body), _) => body.clone().into_response(),
+        (None, Some(jwks)) => Json(jwks.clone()).into_response(),
+        (None, None) => Json(default_jwks()).into_response(),
+    }
+}
+
+fn oauth_error(status: StatusCode, error: &str) -> Response {
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+async fn token(
+    State(p): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (grant, behaviour) = {
+        let mut state = p.state.lock().unwrap();
+        state.token_requests += 1;
+        if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+            state.refresh_requests += 1;
+        }
+        let grant = form.get("code").and_then(|c| state.grants.remove(c));
+        (grant, state.behaviour.clone())
+    };
+    let expected_auth = format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "{}:{}",
+            p.identity.client_id, p.identity.client_secret
+        ))
+    );
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(&expected_auth)
+    {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        return refresh(&p, &behaviour, form.get("refresh_token")).await;
+    }
+    let Some(grant) = grant else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    };
+    let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+    if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != grant.code_challenge
+        || form.get("redirect_uri") != Some(&grant.redirect_uri)
+        || form.get("grant_type").map(String::as_str) != Some("authorization_code")
+    {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    if let Some(delay) = behaviour.token_delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some((status, body)) = behaviour.token_response {
+        return (StatusCode::from_u16(status).unwrap(), body).into_response();
+    }
+
+    let access_token = format!("at-{}", grant.nonce);
+    let mut claims = id_token_claims(&p, &access_token);
+    claims["nonce"] = grant.nonce.into();
+    claims["sid"] = "provider-session-1".into();
+    merge(&mut claims, &behaviour.id_token_claims);
+    let mut id_token = sign_jwt(&behaviour.signer, &claims);
+    if behaviour.tamper_signature {
+        tamper_signature(&mut id_token);
+    }
+    let mut response = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": behaviour.expires_in.unwrap_or(300),
+        "id_token": id_token,
+    });
+    if behaviour.refresh_tokens {
+        response["refresh_token"] = new_refresh_token(&p).into();
+    }
+    merge(&mut response, &behaviour.token_fields);
+    Json(response).into_response()
+}
+
+/// A valid ID token's claims, for `access_token`: what both grants start from.
+fn id_token_claims(p: &Shared, access_token: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": p.issuer,
+        "sub": p.identity.subject,
+        "aud": p.identity.client_id,
+        "exp": now + 300,
+        "iat": now,
+        "at_hash": at_hash(access_token),
+    })
+}
+
+fn new_refresh_token(p: &Shared) -> String {
+    let mut state = p.state.lock().unwrap();
+    state.issued += 1;
+    let token = format!("rt-{}-{}", state.issued, unique_name());
+    state.refresh_tokens.insert(token.clone());
+    token
+}
+
+/// The refresh grant: a known refresh token is used up and a new one issued with new tokens.
+async fn refresh(p: &Shared, behaviour: &Behaviour, token: Option<&String>) -> Response {
+    if let Some(delay) = behaviour.refresh_delay {
+        tokio::time::sleep(delay).await;
+    }
+    let known = token.is_some_and(|t| p.state.lock().unwrap().refresh_tokens.remove(t));
+    if !known || behaviour.refresh_refused {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    let issued = p.state.lock().unwrap().issued;
+    let access_token = format!("at-refreshed-{issued}");
+    let mut claims = id_token_claims(p, &access_token);
+    merge(&mut claims, &behaviour.refresh_id_token_claims);
+    Json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": behaviour.expires_in.unwrap_or(300),
+        "refresh_token": new_refresh_token(p),
+        "id_token": sign_jwt(&behaviour.signer, &claims),
+    }))
+    .into_response()
+}
+
+/// The claims of a valid back-channel logout token for `sid` (and `sub`): change them to make
+/// it invalid.
+pub fn logout_claims(issuer: &str) -> Value {
+    logout_claims_of(issuer, &Identity::ALICE)
+}
+
+fn logout_claims_of(issuer: &str, identity: &Identity) -> Value {
+    let now = now();
+    json!({
+        "iss": issuer,
+        "sub": identity.subject,
+        "aud": identity.client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": format!("jti-{}", unique_name()),
+        "sid": "provider-session-1",
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    })
+}
+
+async fn userinfo(State(p): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !bearer.is_some_and(|b| b.starts_with("Bearer at-")) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    }
+    let mut claims = json!({
+        "sub": p.identity.subject,
+        "name": p.identity.name,
+        "email": p.identity.email,
+        "email_verified": true,
+    });
+    let behaviour = p.state.lock().unwrap().behaviour.clone();
+    merge(&mut claims, &behaviour.userinfo_claims);
+    Json(claims).into_response()
+}
