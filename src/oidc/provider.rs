@@ -205,21 +205,13 @@ impl Provider {
 
     /// Validates a back-channel logout token with this provider's keys.
     pub async fn verify_logout_token(&self, token: &str) -> Result<LogoutOrder, OidcError> {
-        let mut metadata = self.discovery.metadata().await?;
-        loop {
-            match logout_token::check(token, &metadata.jwks, &metadata.signing_algs, &self.config) {
-                Ok(order) => return Ok(order),
-                Err(Refusal::UnknownKey) => match self.discovery.refetch_keys(&metadata).await {
-                    Some(fresh) => metadata = fresh,
-                    None => {
-                        return Err(OidcError::TokenRefused(
-                            "logout token: no key of the provider matches its kid".into(),
-                        ))
-                    }
-                },
-                Err(Refusal::Invalid(why)) => return Err(OidcError::TokenRefused(why)),
-            }
-        }
+        let metadata = self.discovery.metadata().await?;
+        let (order, _) = self
+            .with_current_keys(metadata, "logout token", |m| {
+                logout_token::check(token, &m.jwks, &m.signing_algs, &self.config)
+            })
+            .await?;
+        Ok(order)
     }
 
     /// Where to send the browser to end the provider's session too, when the provider has an
@@ -244,33 +236,45 @@ impl Provider {
         Some(request.http_get_url())
     }
 
-    /// Checks an ID token. A token signed with a key we have not seen may mean the provider
-    /// rotated its keys: they are fetched once more (rate limited) and the token tried again.
-    /// Returns the metadata the token passed with.
+    /// Checks an ID token. Returns the metadata the token passed with.
     async fn checked_id_token<N: NonceVerifier + Copy>(
         &self,
-        mut metadata: Arc<Metadata>,
+        metadata: Arc<Metadata>,
         id_token: &CoreIdToken,
         nonce: N,
         tokens: &CoreTokenResponse,
     ) -> Result<(Checked, Arc<Metadata>), OidcError> {
-        loop {
-            let checked = id_token::check(
+        self.with_current_keys(metadata, "ID token", |m| {
+            id_token::check(
                 id_token,
-                &metadata.jwks,
-                &metadata.signing_algs,
+                &m.jwks,
+                &m.signing_algs,
                 &self.config,
                 nonce,
                 tokens.access_token(),
-            );
-            match checked {
+            )
+        })
+        .await
+    }
+
+    /// Runs `check` of a `token` with the provider's keys. A key we have not seen may mean the
+    /// provider rotated its keys: they are fetched once more (rate limited) and `check` runs
+    /// again.
+    async fn with_current_keys<T>(
+        &self,
+        mut metadata: Arc<Metadata>,
+        token: &str,
+        check: impl Fn(&Metadata) -> Result<T, Refusal>,
+    ) -> Result<(T, Arc<Metadata>), OidcError> {
+        loop {
+            match check(&metadata) {
                 Ok(checked) => return Ok((checked, metadata)),
                 Err(Refusal::UnknownKey) => match self.discovery.refetch_keys(&metadata).await {
                     Some(fresh) => metadata = fresh,
                     None => {
-                        return Err(OidcError::TokenRefused(
-                            "no key of the provider matches the ID token's signature".into(),
-                        ))
+                        return Err(OidcError::TokenRefused(format!(
+                            "no key of the provider matches the {token}'s signature"
+                        )))
                     }
                 },
                 Err(Refusal::Invalid(why)) => return Err(OidcError::TokenRefused(why)),
