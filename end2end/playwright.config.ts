@@ -4,7 +4,9 @@ import { defineConfig } from '@playwright/test';
 // scripts/test.sh makes (the binary with site/ next to it), and the bundled provider.
 // Ports differ from `scripts/dev.sh`'s so a running dev server does not get in the way.
 export const APP = 'http://127.0.0.1:3300';
+// The bundled provider's two issuers.
 export const PROVIDER = 'http://127.0.0.1:4300';
+export const GLOBEX = 'http://127.0.0.1:4301';
 export const ACCESS_TOKEN_TTL = 8;
 const bundle = process.env.E2E_APP_DIR ?? '../target/e2e';
 
@@ -36,7 +38,7 @@ export default defineConfig({
   webServer: [
     {
       command: 'node ../scripts/provider/provider.mjs',
-      url: `${PROVIDER}/.well-known/openid-configuration`,
+      url: `${GLOBEX}/.well-known/openid-configuration`,
       env: {
         PROVIDER_PORT: '4300',
         APP_URL: APP,
@@ -55,9 +57,16 @@ export default defineConfig({
       env: {
         LEPTOS_SITE_ADDR: '127.0.0.1:3300',
         LEPTOS_SITE_ROOT: 'site',
-        OIDC_ISSUER: PROVIDER,
-        OIDC_CLIENT_ID: 'leptos-oidc-demo',
-        OIDC_CLIENT_SECRET: 'leptos-oidc-demo-secret',
+        // As scripts/dev.sh configures it: both issuers of the bundled provider.
+        OIDC_PROVIDERS: 'acme,globex',
+        OIDC_ACME_LABEL: 'Acme Corp',
+        OIDC_ACME_ISSUER: PROVIDER,
+        OIDC_ACME_CLIENT_ID: 'leptos-oidc-demo',
+        OIDC_ACME_CLIENT_SECRET: 'leptos-oidc-demo-secret',
+        OIDC_GLOBEX_LABEL: 'Globex',
+        OIDC_GLOBEX_ISSUER: GLOBEX,
+        OIDC_GLOBEX_CLIENT_ID: 'leptos-oidc-globex',
+        OIDC_GLOBEX_CLIENT_SECRET: 'leptos-oidc-globex-secret',
         DATABASE_URL: 'sqlite:data/e2e.db',
         RUST_LOG: 'leptos_oidc=info',
       },

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: runs the app for development. Installs what is missing, starts the bundled
-# OpenID provider (unless OIDC_ISSUER points elsewhere), and runs `cargo leptos watch`.
+# OpenID provider with its two issuers, Acme Corp and Globex (unless OIDC_ISSUER or
+# OIDC_PROVIDERS points elsewhere), configures the app with both, and runs `cargo leptos watch`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
@@ -11,31 +12,41 @@ provider_pid=
 cleanup() { [ -n "$provider_pid" ] && kill "$provider_pid" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-if [ -z "${OIDC_ISSUER:-}" ]; then
+if [ -z "${OIDC_ISSUER:-}" ] && [ -z "${OIDC_PROVIDERS:-}" ]; then
   node scripts/provider/provider.mjs &
   provider_pid=$!
-  # Wait until it listens; stop with a clear word if it cannot.
-  for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/4000) 2>/dev/null && break
-    kill -0 "$provider_pid" 2>/dev/null || break
-    sleep 0.2
+  # Wait until both issuers listen; stop with a clear word if they cannot.
+  for port in 4000 4001; do
+    for _ in $(seq 50); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      kill -0 "$provider_pid" 2>/dev/null || break
+      sleep 0.2
+    done
   done
   if ! kill -0 "$provider_pid" 2>/dev/null; then
-    echo "error: the bundled OpenID provider did not start (is port 4000 in use?)" >&2
+    echo "error: the bundled OpenID provider did not start (are ports 4000 and 4001 in use?)" >&2
     exit 1
   fi
+  export OIDC_PROVIDERS=acme,globex
+  export OIDC_ACME_LABEL="Acme Corp" OIDC_ACME_ISSUER=http://127.0.0.1:4000 \
+    OIDC_ACME_CLIENT_ID=leptos-oidc-demo OIDC_ACME_CLIENT_SECRET=leptos-oidc-demo-secret
+  export OIDC_GLOBEX_LABEL=Globex OIDC_GLOBEX_ISSUER=http://127.0.0.1:4001 \
+    OIDC_GLOBEX_CLIENT_ID=leptos-oidc-globex OIDC_GLOBEX_CLIENT_SECRET=leptos-oidc-globex-secret
   cat <<'BANNER'
 
   ┌──────────────────────────────────────────────────────────────────┐
   │  When the build below finishes, open  http://127.0.0.1:3000      │
   │                                                                  │
-  │  Sign in at the bundled provider (http://127.0.0.1:4000) as      │
-  │    alice / wonderland      or      bob / builder                 │
+  │  The bundled provider has two issuers. Sign in as                │
+  │    Acme Corp (http://127.0.0.1:4000):                            │
+  │      alice / wonderland      or      bob / builder               │
+  │    Globex (http://127.0.0.1:4001):                               │
+  │      carol / chemistry       or      dave / diving               │
   └──────────────────────────────────────────────────────────────────┘
 
 BANNER
 else
-  printf '\n  When the build below finishes, open http://127.0.0.1:3000 (provider: %s)\n\n' "$OIDC_ISSUER"
+  printf '\n  When the build below finishes, open http://127.0.0.1:3000 (providers: %s)\n\n' "${OIDC_PROVIDERS:-$OIDC_ISSUER}"
 fi
 
 cargo leptos watch

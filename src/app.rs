@@ -10,10 +10,10 @@ use leptos_router::{
 };
 
 use crate::{
-    auth::{current_user, sign_in_choices},
+    auth::current_visit,
     failure::{SignInFailure, SignOutFailure},
     links,
-    visitor::{Profile, ProviderChoice, Visitor},
+    visitor::{Profile, ProviderChoice, Visit, Visitor},
 };
 
 /// The HTML document around the app.
@@ -36,19 +36,24 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// Who is looking, loaded once per page and shared by its parts.
-type VisitorResource = Resource<Visitor>;
+/// Who is looking (and the ways to sign in), loaded once per page and shared by its parts.
+type VisitResource = Resource<Visit>;
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     // Blocking: the server knows who is signed in before it sends the first byte, so a
     // protected page can still answer with a redirect.
-    let visitor: VisitorResource = Resource::new_blocking(
+    let visit: VisitResource = Resource::new_blocking(
         || (),
-        |_| async { current_user().await.unwrap_or(Visitor::Anonymous) },
+        |_| async {
+            current_visit().await.unwrap_or(Visit {
+                visitor: Visitor::Anonymous,
+                choices: Vec::new(),
+            })
+        },
     );
-    provide_context(visitor);
+    provide_context(visit);
 
     view! {
         <Stylesheet id="leptos" href="/pkg/leptos_oidc.css" />
@@ -69,19 +74,26 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Runs `page` with the visitor once they are known.
-fn with_visitor<V: IntoView + 'static>(
-    page: impl Fn(Visitor) -> V + Send + Sync + Clone + 'static,
+/// Runs `page` with the visit once it is known.
+fn with_visit<V: IntoView + 'static>(
+    page: impl Fn(Visit) -> V + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
-    let visitor = expect_context::<VisitorResource>();
+    let visit = expect_context::<VisitResource>();
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
                 let page = page.clone();
-                Suspend::new(async move { page(visitor.await) })
+                Suspend::new(async move { page(visit.await) })
             }}
         </Suspense>
     }
+}
+
+/// Runs `page` with the visitor once they are known.
+fn with_visitor<V: IntoView + 'static>(
+    page: impl Fn(Visitor) -> V + Send + Sync + Clone + 'static,
+) -> impl IntoView {
+    with_visit(move |visit| page(visit.visitor))
 }
 
 /// Runs `page` with the signed-in user, if any, once they are known.
@@ -204,23 +216,15 @@ fn SignIn() -> impl IntoView {
         ),
     };
     let failed = failure.is_some();
-    let choices = Resource::new_blocking(
-        || (),
-        |_| async { sign_in_choices().await.unwrap_or_default() },
-    );
     view! {
         <Title text=title />
         <section class="card" class:error=failed>
             <h1>{title}</h1>
             <p role=failed.then_some("alert")>{message}</p>
-            <Suspense fallback=|| ()>
-                {move || {
-                    let (provider, return_to) = (provider.clone(), return_to.clone());
-                    Suspend::new(async move {
-                        view! { <ProviderButtons choices=choices.await failed provider return_to /> }
-                    })
-                }}
-            </Suspense>
+            {with_visit(move |visit| {
+                let (provider, return_to) = (provider.clone(), return_to.clone());
+                view! { <ProviderButtons choices=visit.choices failed provider return_to /> }
+            })}
             <p>
                 <A href="/">"Back to the home page"</A>
             </p>
@@ -228,52 +232,47 @@ fn SignIn() -> impl IntoView {
     }
 }
 
-/// One button per provider (plain links). With one provider, a single "Sign in" (or "Try
-/// again"); with several, "Sign in with ..." each, the one that just failed first, then the
-/// last used.
+/// One button per provider (plain links): "Sign in with ..." each, the one named (that just
+/// failed) first, then the last used; with one provider, just "Sign in" (or "Try again").
 #[component]
 fn ProviderButtons(
-    mut choices: Vec<ProviderChoice>,
+    choices: Vec<ProviderChoice>,
     failed: bool,
     provider: Option<String>,
     return_to: Option<String>,
 ) -> impl IntoView {
-    if choices.len() <= 1 {
-        let label = if failed { "Try again" } else { "Sign in" };
-        return view! {
-            <div class="actions">
-                <SignInLink label=label.into() provider=None return_to />
-            </div>
-        }
-        .into_any();
-    }
-    choices.sort_by_key(|c| provider.as_deref() != Some(c.id.as_str()));
+    let several = choices.len() > 1;
+    let (named, others): (Vec<_>, Vec<_>) = choices
+        .into_iter()
+        .partition(|c| provider.as_deref() == Some(c.id.as_str()));
     view! {
         <ul class="providers" aria-label="Identity providers">
-            {choices
+            {named
                 .into_iter()
+                .chain(others)
                 .map(|choice| {
-                    let again = failed && provider.as_deref() == Some(choice.id.as_str());
-                    let label = if again {
-                        format!("Try again with {}", choice.label)
-                    } else {
-                        format!("Sign in with {}", choice.label)
+                    let again = failed && (!several || provider.as_deref() == Some(&choice.id));
+                    let label = match (several, again) {
+                        (false, false) => "Sign in".to_owned(),
+                        (false, true) => "Try again".to_owned(),
+                        (true, false) => format!("Sign in with {}", choice.label),
+                        (true, true) => format!("Try again with {}", choice.label),
                     };
+                    let last_used = several && choice.last_used;
                     view! {
                         <li>
                             <SignInLink
                                 label
-                                provider=Some(choice.id)
+                                provider=several.then_some(choice.id)
                                 return_to=return_to.clone()
                             />
-                            {choice.last_used.then(|| view! { <span class="badge">"Last used"</span> })}
+                            {last_used.then(|| view! { <span class="badge">"Last used"</span> })}
                         </li>
                     }
                 })
                 .collect_view()}
         </ul>
     }
-    .into_any()
 }
 
 #[component]

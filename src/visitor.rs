@@ -50,3 +50,12 @@ pub struct ProviderChoice {
     /// This browser signed in with it last (it is listed first).
     pub last_used: bool,
 }
+
+/// What every page knows of this visit: who is looking and, unless they are signed in, the
+/// providers they may sign in with. One request per page brings both.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Visit {
+    pub visitor: Visitor,
+    /// In the configured order, this browser's last used first.
+    pub choices: Vec<ProviderChoice>,
+}

@@ -1,25 +1,12 @@
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
 import { ACCESS_TOKEN_TTL, APP, PROVIDER } from '../playwright.config';
-
-/** Signs in at the bundled provider's own login and consent pages. */
-async function signInAtProvider(page: Page, user = 'alice', password = 'wonderland') {
-  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/interaction/`));
-  await page.getByLabel('Username').fill(user);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: 'Allow' }).click();
-}
-
-/** Waits until the WASM has hydrated the page. */
-async function hydrated(page: Page) {
-  await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
-}
+import { choose, hydrated, signInWithAcme } from '../helpers';
 
 test('sign in, see the profile, stay signed in, sign out here and at the provider', async ({ page }) => {
   await page.goto('/');
   await hydrated(page);
   await page.getByRole('main').getByRole('link', { name: 'Sign in' }).click();
-  await signInAtProvider(page);
+  await signInWithAcme(page);
 
   await expect(page).toHaveURL(`${APP}/profile`);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
@@ -38,33 +25,36 @@ test('sign in, see the profile, stay signed in, sign out here and at the provide
 
   // The provider's session ended too: the next sign-in asks for credentials again.
   await page.goto('/login');
+  await choose(page);
   await expect(page.getByLabel('Password')).toBeVisible();
 
   // And the profile is no longer shown.
   await page.goto('/profile');
-  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/interaction/`));
+  await expect(page).toHaveURL(`${APP}/signin?return_to=/profile`);
 });
 
 test('a protected page sends you to sign in and back', async ({ page }) => {
   await page.goto('/profile');
-  await signInAtProvider(page, 'bob', 'builder');
+  await signInWithAcme(page, 'bob', 'builder');
   await expect(page).toHaveURL(`${APP}/profile`);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Bob Builder');
 });
 
 test('cancelling at the provider shows the access-denied page', async ({ page }) => {
   await page.goto('/login');
+  await choose(page);
   const landing = page.waitForResponse((r) => r.url().startsWith(`${APP}/signin`));
   await page.getByRole('link', { name: 'Cancel' }).click();
   expect((await landing).status()).toBe(403);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sign-in cancelled');
-  await expect(page.getByRole('main').getByRole('link', { name: 'Try again' })).toBeVisible();
+  await expect(page.getByRole('main').getByRole('link', { name: 'Try again with Acme Corp' })).toBeVisible();
   await page.goto('/profile');
-  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/interaction/`));
+  await expect(page).toHaveURL(`${APP}/signin?return_to=/profile`);
 });
 
 test('a wrong password is refused at the provider and nobody is signed in', async ({ page }) => {
   await page.goto('/login');
+  await choose(page);
   await page.getByLabel('Username').fill('alice');
   await page.getByLabel('Password').fill('not-her-password');
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -83,7 +73,7 @@ test('pages hydrate without console errors, and links then route in the browser'
     await hydrated(page);
   }
   await page.goto('/profile');
-  await signInAtProvider(page);
+  await signInWithAcme(page);
   await hydrated(page);
   // A client-side navigation: no new document is loaded.
   let documents = 0;
@@ -98,7 +88,7 @@ test('pages hydrate without console errors, and links then route in the browser'
 
 test('signing out at the provider ends the app session (back-channel logout)', async ({ page }) => {
   await page.goto('/profile');
-  await signInAtProvider(page);
+  await signInWithAcme(page);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
 
   // Straight to the provider, as from another app: the provider tells ours server to server.
@@ -109,7 +99,7 @@ test('signing out at the provider ends the app session (back-channel logout)', a
   await page.goto('/');
   await expect(page.getByRole('banner').getByRole('link', { name: 'Sign in' })).toBeVisible();
   await page.goto('/profile');
-  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/interaction/`));
+  await expect(page).toHaveURL(`${APP}/signin?return_to=/profile`);
 });
 
 test('sign out everywhere ends the session in another browser too', async ({ page, browser }) => {
@@ -117,7 +107,7 @@ test('sign out everywhere ends the session in another browser too', async ({ pag
   const otherPage = await other.newPage();
   for (const p of [page, otherPage]) {
     await p.goto(`${APP}/profile`);
-    await signInAtProvider(p);
+    await signInWithAcme(p);
     await expect(p.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
   }
   await page.getByRole('button', { name: 'Sign out everywhere' }).click();
@@ -130,7 +120,7 @@ test('sign out everywhere ends the session in another browser too', async ({ pag
 
 test('the access token is renewed before it expires', async ({ page }) => {
   await page.goto('/profile');
-  await signInAtProvider(page);
+  await signInWithAcme(page);
   const expiry = page.getByRole('definition').filter({ hasText: 'renewed before then' });
   const first = await expiry.textContent();
   // Renewal comes in the token's last quarter.
@@ -146,7 +136,7 @@ test.describe('without JavaScript', () => {
   test('sign in and sign out work as plain links and forms', async ({ page }) => {
     await page.goto('/');
     await page.getByRole('main').getByRole('link', { name: 'Sign in' }).click();
-    await signInAtProvider(page);
+    await signInWithAcme(page);
     await expect(page).toHaveURL(`${APP}/profile`);
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
     await page.getByRole('main').getByRole('button', { name: 'Sign out', exact: true }).click();

@@ -8,14 +8,17 @@
 //!   `everywhere` set, it ends every session of the user, in every browser.
 //! - `POST /backchannel-logout` is where providers end sessions (Back-Channel Logout 1.0).
 //!
-//! A page asks [`current_user`], which renews the access token shortly before it expires, and
-//! the sign-in page [`sign_in_choices`]. Each browser-facing endpoint answers with a redirect,
+//! A page asks [`current_visit`] who is looking (renewing their access token shortly before it
+//! expires) and, for a visitor who is not signed in, the providers to offer. Each
+//! browser-facing endpoint answers with a redirect,
 //! also on failure: to a page that says what happened with a 4xx/5xx status and offers a way on.
 //! The server half is in [`ssr`].
 
 use leptos::prelude::*;
 
-use crate::visitor::{ProviderChoice, Visitor};
+use crate::visitor::Visit;
+#[cfg(feature = "ssr")]
+use crate::visitor::Visitor;
 
 #[cfg(feature = "ssr")]
 pub mod ssr;
@@ -50,14 +53,14 @@ pub async fn logout(csrf: String, everywhere: Option<String>) -> Result<(), Serv
     Ok(())
 }
 
-/// Who is looking: signed in (with tokens renewed if they were about to expire), or not.
+/// Who is looking: signed in (with tokens renewed if they were about to expire), or not; and
+/// for one who is not, the providers to sign in with, this browser's last used first.
 #[server]
-pub async fn current_user() -> Result<Visitor, ServerFnError> {
-    ssr::renewal::current_user().await
-}
-
-/// The providers to sign in with, this browser's last used first.
-#[server]
-pub async fn sign_in_choices() -> Result<Vec<ProviderChoice>, ServerFnError> {
-    Ok(ssr::sign_in::choices().await)
+pub async fn current_visit() -> Result<Visit, ServerFnError> {
+    let visitor = ssr::renewal::current_user().await?;
+    let choices = match visitor {
+        Visitor::SignedIn(_) => Vec::new(),
+        _ => ssr::sign_in::choices().await,
+    };
+    Ok(Visit { visitor, choices })
 }
