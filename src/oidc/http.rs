@@ -45,3 +45,36 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_past_the_bound_is_a_timeout() {
+        let http = ProviderHttp::new(Duration::from_millis(50));
+        assert_eq!(http.bounded(async { 7 }).await.unwrap(), 7);
+        let slow = http
+            .bounded(tokio::time::sleep(Duration::from_secs(5)))
+            .await;
+        assert!(matches!(slow, Err(OidcError::Timeout(t)) if t == Duration::from_millis(50)));
+    }
+
+    #[test]
+    fn an_error_is_told_with_its_causes() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("discovery")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(error_chain(&e), "discovery: connection refused");
+    }
+}

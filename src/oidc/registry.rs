@@ -45,6 +45,12 @@ impl Providers {
         self.0.iter().find(|p| p.issuer() == issuer)
     }
 
+    /// The provider that signed a session in: by its id, or for a session from before there
+    /// were several (no id), by its issuer.
+    pub fn of_session(&self, id: &str, issuer: &str) -> Option<&Arc<Provider>> {
+        self.by_id(id).or_else(|| self.by_issuer(issuer))
+    }
+
     /// The provider, when there is exactly one: `/login` then needs no choice.
     pub fn only(&self) -> Option<&Arc<Provider>> {
         match &self.0[..] {
@@ -98,6 +104,17 @@ mod tests {
             "issuers are exact"
         );
         assert!(list.only().is_none());
+        assert_eq!(
+            list.of_session("acme", "https://globex.example/")
+                .unwrap()
+                .id(),
+            "acme"
+        );
+        assert_eq!(
+            list.of_session("", "https://globex.example/").unwrap().id(),
+            "globex"
+        );
+        assert!(list.of_session("gone", "https://gone.example").is_none());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub async fn current_user() -> Result<Visitor, ServerFnError> {
     }
     let provider = app
         .providers
-        .by_id(&user.provider)
+        .of_session(&user.provider, &user.issuer)
         .map_or(user.issuer.as_str(), |p| p.label());
     Ok(Visitor::SignedIn(Box::new(
         user.profile(&app.config.session, provider),
@@ -96,7 +96,7 @@ async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser)
 
 /// The refresh itself, at the provider that signed the session in.
 async fn refresh(app: &AppState, user: &SessionUser, refresh_token: &str) -> Renewal {
-    let Some(provider) = app.providers.by_id(&user.provider) else {
+    let Some(provider) = app.providers.of_session(&user.provider, &user.issuer) else {
         // Its provider is no longer configured: nobody can renew these tokens.
         tracing::warn!(provider = %user.provider, "token refresh impossible: provider not configured");
         return Renewal::Refused;

@@ -66,10 +66,7 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
     sessions::sign_out(&session).await?;
     tracing::info!(user_id = user.user_id, "signed out");
     // At the provider that signed this session in, when it has an end-session endpoint.
-    let provider = app
-        .providers
-        .by_id(&user.provider)
-        .or_else(|| app.providers.by_issuer(&user.issuer));
+    let provider = app.providers.of_session(&user.provider, &user.issuer);
     Ok(match provider {
         Some(p) => p.end_session_url(Some(&user.id_token)).await,
         None => None,
