@@ -221,9 +221,22 @@ fn SignIn() -> impl IntoView {
         <section class="card" class:error=failed>
             <h1>{title}</h1>
             <p role=failed.then_some("alert")>{message}</p>
-            {with_visit(move |visit| {
-                let (provider, return_to) = (provider.clone(), return_to.clone());
-                view! { <ProviderButtons choices=visit.choices failed provider return_to /> }
+            {with_visit(move |visit| match visit.visitor {
+                // Signed in already (a stale link, another tab): nothing to choose.
+                Visitor::SignedIn(user) => {
+                    view! {
+                        <p>
+                            "You are signed in as " {user.name.clone()} ". "
+                            <A href="/profile">"Your profile"</A>
+                        </p>
+                    }
+                        .into_any()
+                }
+                _ => {
+                    let (provider, return_to) = (provider.clone(), return_to.clone());
+                    view! { <ProviderButtons choices=visit.choices failed provider return_to /> }
+                        .into_any()
+                }
             })}
             <p>
                 <A href="/">"Back to the home page"</A>

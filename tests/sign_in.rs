@@ -668,3 +668,22 @@ fn a_provider_that_needs_the_user_or_was_refused_consent_says_so() {
         assert_nobody_signed_in(&app).await;
     })
 }
+
+#[test]
+fn the_sign_in_page_tells_a_signed_in_visitor_so() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let anonymous = app.get("/signin").await.body;
+        assert!(anonymous.contains("href=\"/login\""), "{anonymous}");
+        app.sign_in(&provider).await;
+        let page = app.get("/signin").await;
+        assert_eq!(page.status, 200);
+        let body = page.body.replace("<!>", "");
+        assert!(
+            body.contains("You are signed in as Alice Liddell."),
+            "{body}"
+        );
+        assert!(body.contains("href=\"/profile\""));
+        assert!(!body.contains("class=\"providers\""), "{body}");
+    })
+}
