@@ -47,14 +47,7 @@ pub async fn start_app_with(
         ("OIDC_CLIENT_ID".into(), CLIENT_ID.to_owned()),
         ("OIDC_CLIENT_SECRET".into(), CLIENT_SECRET.to_owned()),
     ];
-    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    serve(
-        stores.clone(),
-        all,
-        "127.0.0.1:0".parse().unwrap(),
-        browser(),
-    )
-    .await
+    start(stores, all, vars).await
 }
 
 /// The app with several providers, each under its id (its label: the id with a capital), on
@@ -83,10 +76,16 @@ pub async fn start_app_with_providers(
             (format!("{prefix}LABEL"), label),
         ]);
     }
-    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    start(stores, all, vars).await
+}
+
+/// A new app on `stores` with the providers' settings `vars` and the test's own `extra`, seen by
+/// a new browser.
+async fn start(stores: &Stores, mut vars: Vars, extra: &[(&'static str, &str)]) -> TestApp {
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     serve(
         stores.clone(),
-        all,
+        vars,
         "127.0.0.1:0".parse().unwrap(),
         browser(),
     )
