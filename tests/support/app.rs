@@ -42,12 +42,12 @@ pub async fn start_app_with(
     stores: &Stores,
     vars: &[(&'static str, &str)],
 ) -> TestApp {
-    let mut all: Vars = vec![
+    let provider: Vars = vec![
         ("OIDC_ISSUER".into(), issuer.to_owned()),
         ("OIDC_CLIENT_ID".into(), CLIENT_ID.to_owned()),
         ("OIDC_CLIENT_SECRET".into(), CLIENT_SECRET.to_owned()),
     ];
-    start(stores, all, vars).await
+    start(stores, provider, vars).await
 }
 
 /// The app with several providers, each under its id (its label: the id with a capital), on
