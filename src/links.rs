@@ -1,7 +1,7 @@
-//! The app's own addresses that carry a query: where a sign-in starts and where its failures
-//! land. Built in one place, so the pages and the server agree on them.
+//! The app's own addresses that carry a query: where a sign-in starts and where its failures,
+//! and a sign-out's, land. Built in one place, so the pages and the server agree on them.
 
-use crate::failure::SignInFailure;
+use crate::failure::{SignInFailure, SignOutFailure};
 
 /// `/login`, which starts a sign-in at `provider` (or offers the choice when there are several),
 /// and comes back to `return_to`.
@@ -26,6 +26,11 @@ pub fn sign_in_page(
             ("return_to", return_to),
         ],
     )
+}
+
+/// `/logout`: the sign-out page, telling why the sign-out did not happen.
+pub fn sign_out_page(failure: SignOutFailure) -> String {
+    with_query("/logout", &[("error", Some(failure.code()))])
 }
 
 fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
@@ -87,5 +92,6 @@ mod tests {
             "/signin?error=session_ended&provider=g&return_to=/profile"
         );
         assert_eq!(sign_in_page(None, None, Some("/x")), "/signin?return_to=/x");
+        assert_eq!(sign_out_page(SignOutFailure::Forged), "/logout?error=csrf");
     }
 }

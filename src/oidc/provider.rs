@@ -54,6 +54,11 @@ impl Provider {
         self.config.issuer.as_str()
     }
 
+    /// The longest one call to this provider may take.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.config.timeout
+    }
+
     /// Keeps the metadata and keys fresh in the background, for as long as the app runs.
     pub fn keep_fresh(&self) -> impl Future<Output = ()> {
         self.discovery.clone().keep_fresh()

@@ -13,6 +13,7 @@ use axum::{
 };
 
 use crate::{
+    config::CALLBACK_PATH,
     failure::{SignInFailure, SignOutFailure},
     links,
 };
@@ -23,8 +24,7 @@ const MAX_FORM: usize = 16 * 1024;
 /// Middleware: lets well-formed requests through, and answers the rest.
 pub async fn refuse_malformed(request: Request, next: Next) -> Response {
     let (path, method) = (request.uri().path(), request.method());
-    let sign_in =
-        (path == "/login" || path == "/authorization-code/callback") && method == Method::GET;
+    let sign_in = (path == "/login" || path == CALLBACK_PATH) && method == Method::GET;
     let sign_out = path == "/logout" && method == Method::POST;
     if sign_in {
         return match problem(request.uri().query().unwrap_or_default().as_bytes(), &[]) {
@@ -40,7 +40,7 @@ pub async fn refuse_malformed(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let sign_out_page = format!("/logout?error={}", SignOutFailure::Malformed.code());
+    let sign_out_page = links::sign_out_page(SignOutFailure::Malformed);
     let Ok(body) = to_bytes(body, MAX_FORM).await else {
         let request = Request::from_parts(parts, Body::empty());
         return refuse(&request, "the form is too large", sign_out_page);

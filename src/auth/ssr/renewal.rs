@@ -11,7 +11,7 @@ use tower_sessions::Session;
 
 use super::app_state;
 use crate::{
-    oidc::Refreshed,
+    oidc::{Provider, Refreshed},
     session::{self, SessionUser},
     state::AppState,
     visitor::Visitor,
@@ -65,17 +65,22 @@ async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser)
     let Some(refresh_token) = user.refresh_token.clone() else {
         return true;
     };
+    let Some(provider) = app.providers.of_session(&user.provider, &user.issuer) else {
+        // Its provider is no longer configured: nobody can renew these tokens.
+        tracing::warn!(provider = %user.provider, "token refresh impossible: provider not configured");
+        return false;
+    };
     let key = URL_SAFE_NO_PAD.encode(Sha256::digest(refresh_token.as_bytes()));
     let renewal = match app.sessions.claim_refresh(&key, REFRESH_CLAIM).await {
         Ok(true) => {
-            let renewal = refresh(app, user, &refresh_token).await;
+            let renewal = refresh(provider, user, &refresh_token).await;
             let published = serde_json::to_string(&renewal).unwrap_or_default();
             if let Err(e) = app.sessions.finish_refresh(&key, &published).await {
                 tracing::warn!(error = %e, "token refresh result not shared");
             }
             renewal
         }
-        Ok(false) => wait_for_renewal(app, &key).await,
+        Ok(false) => wait_for_renewal(app, &key, provider.timeout()).await,
         Err(e) => {
             tracing::warn!(error = %e, "token refresh not claimed");
             Renewal::Later
@@ -95,12 +100,7 @@ async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser)
 }
 
 /// The refresh itself, at the provider that signed the session in.
-async fn refresh(app: &AppState, user: &SessionUser, refresh_token: &str) -> Renewal {
-    let Some(provider) = app.providers.of_session(&user.provider, &user.issuer) else {
-        // Its provider is no longer configured: nobody can renew these tokens.
-        tracing::warn!(provider = %user.provider, "token refresh impossible: provider not configured");
-        return Renewal::Refused;
-    };
+async fn refresh(provider: &Provider, user: &SessionUser, refresh_token: &str) -> Renewal {
     match provider.refresh(refresh_token, &user.subject).await {
         Ok(refreshed) => Renewal::Renewed(refreshed),
         Err(e) if e.is_transient() => {
@@ -114,14 +114,9 @@ async fn refresh(app: &AppState, user: &SessionUser, refresh_token: &str) -> Ren
     }
 }
 
-async fn wait_for_renewal(app: &AppState, key: &str) -> Renewal {
-    let timeout = app
-        .config
-        .providers
-        .iter()
-        .map(|p| p.timeout)
-        .max()
-        .unwrap_or_default();
+/// Waits for the refresh another request claimed, as long as one call to the provider may take
+/// and a second more.
+async fn wait_for_renewal(app: &AppState, key: &str, timeout: Duration) -> Renewal {
     let deadline = Instant::now() + timeout + Duration::from_secs(1);
     while Instant::now() < deadline {
         match app.sessions.refresh_result(key).await {

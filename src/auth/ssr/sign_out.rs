@@ -2,7 +2,7 @@
 //! every browser of the user.
 
 use super::{app_state, request_headers, same_origin, session, AuthError};
-use crate::{failure::SignOutFailure, session as sessions};
+use crate::{failure::SignOutFailure, links, session as sessions};
 
 /// Why a sign-out was refused or failed, inside the server.
 enum SignOutError {
@@ -34,11 +34,11 @@ pub async fn sign_out(csrf: String, everywhere: bool) -> String {
         Ok(target) => target,
         Err(SignOutError::Forged { user_id }) => {
             tracing::warn!(user_id, "sign-out refused: CSRF check failed");
-            format!("/logout?error={}", SignOutFailure::Forged.code())
+            links::sign_out_page(SignOutFailure::Forged)
         }
         Err(SignOutError::Failed(e)) => {
             e.log("sign-out failed");
-            format!("/logout?error={}", SignOutFailure::Failed.code())
+            links::sign_out_page(SignOutFailure::Failed)
         }
     }
 }
