@@ -32,8 +32,7 @@ pub async fn serve(State(cache): State<AnonymousPages>, request: Request, next: 
         .iter()
         .find(|page| **page == request.uri().path())
         .filter(|_| request.method() == Method::GET && request.uri().query().is_none());
-    let personal = has_cookie(request.headers(), COOKIE_NAME)
-        || has_cookie(request.headers(), LAST_PROVIDER_COOKIE);
+    let personal = has_any_cookie(request.headers(), &[COOKIE_NAME, LAST_PROVIDER_COOKIE]);
     let Some(&page) = page.filter(|_| !personal) else {
         return next.run(request).await;
     };
@@ -59,16 +58,19 @@ pub async fn serve(State(cache): State<AnonymousPages>, request: Request, next: 
     }
 }
 
-/// Whether the request carries the cookie `name`: a scan, not a parse, on this hot path.
-fn has_cookie(headers: &HeaderMap, name: &str) -> bool {
+/// Whether the request carries any of the cookies `names`: one scan, not a parse, on this hot
+/// path.
+fn has_any_cookie(headers: &HeaderMap, names: &[&str]) -> bool {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .any(|pair| {
-            pair.trim_start()
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('='))
+            let pair = pair.trim_start();
+            names.iter().any(|name| {
+                pair.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('='))
+            })
         })
 }
