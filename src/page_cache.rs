@@ -32,8 +32,10 @@ pub async fn serve(State(cache): State<AnonymousPages>, request: Request, next: 
         .iter()
         .find(|page| **page == request.uri().path())
         .filter(|_| request.method() == Method::GET && request.uri().query().is_none());
-    let personal = has_any_cookie(request.headers(), &[COOKIE_NAME, LAST_PROVIDER_COOKIE]);
-    let Some(&page) = page.filter(|_| !personal) else {
+    // The cookies are looked at only for a page worth it: no other request pays for the scan.
+    let Some(&page) =
+        page.filter(|_| !has_any_cookie(request.headers(), &[COOKIE_NAME, LAST_PROVIDER_COOKIE]))
+    else {
         return next.run(request).await;
     };
     if let Some((headers, body)) = cache.0.read().expect("not poisoned").get(page) {
