@@ -1,5 +1,11 @@
 //! The server binary: configuration from the environment (and `.env`), then serve.
 
+// A page render makes many small allocations; mimalloc serves them in about half the time of the
+// system allocator (README: "Performance").
+#[cfg(feature = "ssr")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
