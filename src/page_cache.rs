@@ -1,9 +1,15 @@
-//! Pages that are the same for every anonymous visitor (no session cookie), rendered once and
-//! then served from memory. A visitor with a session cookie always gets a fresh render, so a
-//! signed-in page is never cached and never shown to anyone else.
+//! Pages served from memory instead of rendered again:
+//!
+//! - for anonymous visitors (no session cookie), the public pages, the same for all of them;
+//! - for a signed-in visitor, the pages rendered from their session's current record, kept
+//!   beside that record in the session cache (`session::Cache`) and dropped with it whenever the
+//!   session changes or ends on any instance. Such a page is served only to a request carrying
+//!   that session's cookie, and only until the session wants a render again (a touch of its
+//!   last use, a token renewal, its end).
 
 use std::{
     collections::HashMap,
+    str::FromStr,
     sync::{Arc, RwLock},
 };
 
@@ -14,34 +20,107 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use chrono::Utc;
+use tower_sessions::session::Id;
 
-use crate::{auth::ssr::sign_in::LAST_PROVIDER_COOKIE, session::COOKIE_NAME};
+use crate::{
+    auth::ssr::sign_in::LAST_PROVIDER_COOKIE,
+    config::SessionConfig,
+    session::{self, Cache, COOKIE_NAME},
+};
 
-/// The pages worth it: public, and the same for every anonymous visitor. Only without a query:
-/// `/signin?error=...` says something particular.
-const PAGES: [&str; 3] = ["/", "/signin", "/logout"];
+/// The pages worth it. Only without a query: `/signin?error=...` says something particular.
+const PAGES: [&str; 4] = ["/", "/signin", "/profile", "/logout"];
 
-#[derive(Clone, Default)]
-pub struct AnonymousPages(Arc<RwLock<HashMap<&'static str, (HeaderMap, Bytes)>>>);
+#[derive(Clone)]
+pub struct Pages {
+    anonymous: Arc<RwLock<HashMap<&'static str, (HeaderMap, Bytes)>>>,
+    sessions: Arc<Cache>,
+    config: SessionConfig,
+}
 
-/// Middleware: serves a cached page when it can, and keeps the first render of each. A visitor
-/// with a session, or with a last-used provider (which the sign-in page lists first), gets a
-/// page of their own.
-pub async fn serve(State(cache): State<AnonymousPages>, request: Request, next: Next) -> Response {
+impl Pages {
+    pub fn new(sessions: Arc<Cache>, config: SessionConfig) -> Self {
+        Self {
+            anonymous: Arc::default(),
+            sessions,
+            config,
+        }
+    }
+}
+
+/// Middleware: serves a kept page when it can, and keeps the renders worth keeping.
+pub async fn serve(State(pages): State<Pages>, request: Request, next: Next) -> Response {
     let page = PAGES
         .iter()
         .find(|page| **page == request.uri().path())
         .filter(|_| request.method() == Method::GET && request.uri().query().is_none());
     // The cookies are looked at only for a page worth it: no other request pays for the scan.
-    let Some(&page) =
-        page.filter(|_| !has_any_cookie(request.headers(), &[COOKIE_NAME, LAST_PROVIDER_COOKIE]))
-    else {
+    let Some(&page) = page else {
         return next.run(request).await;
     };
-    if let Some((headers, body)) = cache.0.read().expect("not poisoned").get(page) {
+    match cookie_value(request.headers(), COOKIE_NAME) {
+        Some(id) => match Id::from_str(id) {
+            Ok(id) => signed_in(&pages, id, page, request, next).await,
+            Err(_) => next.run(request).await,
+        },
+        // A visitor with a last-used provider (which the sign-in page lists first) gets a page
+        // of their own.
+        None if cookie_value(request.headers(), LAST_PROVIDER_COOKIE).is_some() => {
+            next.run(request).await
+        }
+        None => anonymous(&pages, page, request, next).await,
+    }
+}
+
+async fn anonymous(pages: &Pages, page: &'static str, request: Request, next: Next) -> Response {
+    if let Some((headers, body)) = pages.anonymous.read().expect("not poisoned").get(page) {
         return (StatusCode::OK, headers.clone(), body.clone()).into_response();
     }
     let response = next.run(request).await;
+    keep(response, |headers, body| {
+        let mut kept = pages.anonymous.write().expect("not poisoned");
+        kept.insert(page, (headers, body));
+    })
+    .await
+}
+
+async fn signed_in(
+    pages: &Pages,
+    id: Id,
+    page: &'static str,
+    request: Request,
+    next: Next,
+) -> Response {
+    // Without the session's record at hand (first request here, or the cache is off), render.
+    let Some(entry) = pages.sessions.get(&id) else {
+        return next.run(request).await;
+    };
+    let now = Utc::now().timestamp();
+    if let Some(kept) = entry.page(page).filter(|kept| now < kept.until) {
+        return (StatusCode::OK, kept.headers, kept.body).into_response();
+    }
+    let response = next.run(request).await;
+    let Some(until) =
+        session::pages_good_until(&entry.record, &pages.config).filter(|until| now < *until)
+    else {
+        return response;
+    };
+    keep(response, |headers, body| {
+        let kept = session::Page {
+            until,
+            headers,
+            body,
+        };
+        // Kept only if the render was from this very record: a session that changed meanwhile
+        // has a new entry, and the page finds no place.
+        pages.sessions.keep_page(&entry, page, kept);
+    })
+    .await
+}
+
+/// Hands a plain 200 answer (no cookie set) to `keep` and serves it.
+async fn keep(response: Response, keep: impl FnOnce(HeaderMap, Bytes)) -> Response {
     if response.status() != StatusCode::OK || response.headers().contains_key(header::SET_COOKIE) {
         return response;
     }
@@ -49,30 +128,42 @@ pub async fn serve(State(cache): State<AnonymousPages>, request: Request, next: 
     // Our own render, of a known page: no size limit needed.
     match to_bytes(body, usize::MAX).await {
         Ok(body) => {
-            let kept = (parts.headers.clone(), body.clone());
-            cache.0.write().expect("not poisoned").insert(page, kept);
+            keep(parts.headers.clone(), body.clone());
             Response::from_parts(parts, Body::from(body))
         }
         Err(e) => {
-            tracing::error!(page, error = %e, "page render failed");
+            tracing::error!(error = %e, "page render failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
 }
 
-/// Whether the request carries any of the cookies `names`: one scan, not a parse, on this hot
-/// path.
-fn has_any_cookie(headers: &HeaderMap, names: &[&str]) -> bool {
+/// The value of the request's cookie `name`: one scan, not a parse, on this hot path.
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .any(|pair| {
-            let pair = pair.trim_start();
-            names.iter().any(|name| {
-                pair.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('='))
-            })
-        })
+        .find_map(|pair| pair.trim_start().strip_prefix(name)?.strip_prefix('='))
+        .map(str::trim_end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_is_found_by_its_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "leptos_oidc_session_x=1; leptos_oidc_session=abc ; other=2"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(cookie_value(&headers, COOKIE_NAME), Some("abc"));
+        assert_eq!(cookie_value(&headers, "other"), Some("2"));
+        assert_eq!(cookie_value(&headers, "missing"), None);
+    }
 }

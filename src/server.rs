@@ -55,11 +55,18 @@ pub async fn run() -> Result<(), ConfigError> {
 /// The whole app as a router. No provider is contacted here: the app starts, and serves its
 /// public pages, while providers are down.
 pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router, ConfigError> {
+    Ok(router(start(config, leptos_options).await?))
+}
+
+/// Opens the stores and starts the app's background work (keeping the session cache true to the
+/// store, deleting expired sessions, keeping providers' keys fresh): the state to serve with.
+pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppState, ConfigError> {
     let db = db::open(&config.database_url).await?;
     let sessions = match &config.redis_url {
         Some(url) => session::Store::in_redis(url).await?,
         None => session::Store::in_database(db.clone()),
     };
+    sessions.listen_for_changes();
     // Expired sessions are deleted, not kept forever.
     tokio::spawn(
         sessions
@@ -67,18 +74,23 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
             .delete_expired_forever(Duration::from_secs(60)),
     );
 
-    let session_layer = session::layer(sessions.clone(), &config.session);
     let pending = session::PendingSignIns::from_database(&db, config.session.secure).await?;
     let providers = Arc::new(Providers::new(&config));
     providers.keep_fresh();
-    let state = AppState {
-        leptos_options: leptos_options.clone(),
+    Ok(AppState {
+        leptos_options,
         providers,
         users: Users::new(db),
         sessions,
         pending,
         config: Arc::new(config),
-    };
+    })
+}
+
+/// The routes and layers, serving `state`.
+pub fn router(state: AppState) -> Router {
+    let session_layer = session::layer(state.sessions.clone(), &state.config.session);
+    let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(App);
     // Server functions and every rendered page, the 404 page included, get the state: behind
     // an Arc, so that giving it to each request costs one counter, not a copy of every field.
@@ -86,7 +98,7 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
         let state = Arc::new(state.clone());
         move || provide_context(state.clone())
     };
-    Ok(Router::new()
+    Router::new()
         .route(
             "/backchannel-logout",
             axum::routing::post(backchannel::backchannel_logout),
@@ -102,13 +114,13 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
         .layer(session_layer)
         // Before the session: a malformed request costs no session work.
         .layer(middleware::from_fn(malformed::refuse_malformed))
-        // Outside the session layer: a cached page costs no session work at all.
+        // Outside the session layer: a kept page costs no session work at all.
         .layer(middleware::from_fn_with_state(
-            page_cache::AnonymousPages::default(),
+            page_cache::Pages::new(state.sessions.cache().clone(), state.config.session),
             page_cache::serve,
         ))
         .layer(middleware::from_fn(headers_and_log))
-        .with_state(state))
+        .with_state(state)
 }
 
 /// Security headers on every answer, `no-store` on pages (they may show who is signed in), and

@@ -6,7 +6,13 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use futures::future::join_all;
 use leptos_oidc::{db, session::Store};
@@ -44,7 +50,7 @@ async fn instances_share_sessions(stores: Stores) {
     assert!(b.signed_in().await, "instance B does not know the session");
     assert!(b.get("/profile").await.body.contains("Alice Liddell"));
     sign_out(&b, false).await;
-    assert!(!a.signed_in().await, "instance A still shows the profile");
+    a.assert_ended("signed out on instance B").await;
     assert_eq!(a.user_count().await, 1);
 }
 
@@ -91,6 +97,19 @@ fn sessions_survive_a_restart_on_postgres() {
 }
 
 /// The session cookie's value: the session id.
+/// A client that sends this cookie with every request, whatever the answers say.
+fn with_cookie(cookie: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::COOKIE, cookie.parse().unwrap());
+    headers.insert(reqwest::header::ACCEPT, "text/html".parse().unwrap());
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
 fn session_id(set_cookie: &[String]) -> String {
     set_cookie
         .iter()
@@ -176,7 +195,8 @@ fn sign_out_everywhere_ends_the_users_sessions_in_every_browser_and_instance() {
         // Everywhere: every other browser too, whichever instance it uses.
         sign_out(&y, true).await;
         assert!(!y.signed_in().await);
-        assert!(!z.signed_in().await, "another browser is still signed in");
+        z.assert_ended("another browser, after signing out everywhere on B")
+            .await;
     })
 }
 
@@ -237,12 +257,125 @@ fn back_channel_logout_reaches_every_instance() {
             .unwrap();
         assert_eq!(answer.status(), 200);
         assert!(!x.signed_in().await, "instance A's session lives on");
-        assert!(!y.signed_in().await, "instance B's session lives on");
+        y.assert_ended("instance B's session, after a back-channel logout at A")
+            .await;
         assert!(
             w.signed_in().await,
             "another provider session was ended too"
         );
     })
+}
+
+/// How a session is ended, on instance A.
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    SignOut,
+    /// Sign out everywhere, from another browser of the same user.
+    Everywhere,
+    /// The provider's back-channel logout.
+    BackChannel,
+}
+
+/// Instance B serves a signed-in session's pages from memory (no store read) under load; the
+/// session is ended on instance A; B stops serving it within a second. B is asked with the
+/// session's cookie as it was (a second tab still open, or a copied cookie), so that it is B
+/// that must refuse it, not the browser that forgot it.
+async fn an_ended_session_stops_on_every_instance_within_a_second(stores: Stores, how: Ending) {
+    let provider = provider(Behaviour::default()).await;
+    let a = start_app_with(&provider.issuer, &stores, &[]).await;
+    let id = session_id(&a.sign_in(&provider).await.set_cookie);
+    let b = a
+        .another_instance()
+        .await
+        .seen_by(with_cookie(&format!("leptos_oidc_session={id}")));
+    // B's cache is on once the store has confirmed it (within a tenth of a second).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reads = |app: &TestApp| app.sessions.cache().reads();
+    let before = reads(&b);
+    for view in 0..20 {
+        let read = reads(&b);
+        assert!(b.signed_in().await);
+        assert!(
+            reads(&b) - read <= 1,
+            "view {view} read the store more than once"
+        );
+    }
+    assert!(
+        reads(&b) - before <= 1,
+        "{how:?}: 20 views read the store {} times: not served from memory",
+        reads(&b) - before
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (b, stop) = (b.seen_by(b.client.clone()), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let status = b.get("/profile").await.status;
+                    assert!(status == 200 || status == 302, "/profile answered {status}");
+                }
+            })
+        })
+        .collect();
+    match how {
+        Ending::SignOut => sign_out(&a, false).await,
+        Ending::Everywhere => {
+            let other = a.in_another_browser();
+            other.sign_in(&provider).await;
+            sign_out(&other, true).await;
+        }
+        Ending::BackChannel => {
+            let token = sign_jwt(&Signer::default(), &logout_claims(&provider.issuer));
+            let answer = reqwest::Client::new()
+                .post(format!("{}/backchannel-logout", a.url))
+                .form(&[("logout_token", token.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+    }
+    let ended = b.ended_within(Duration::from_secs(2)).await;
+    println!("{how:?}: instance B refused the ended session after {ended:?}");
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    assert!(
+        ended.is_some_and(|after| after <= Duration::from_secs(1)),
+        "{how:?}: instance B served the ended session for {ended:?}"
+    );
+}
+
+#[test]
+fn an_ended_session_stops_on_every_instance_within_a_second_on_sqlite() {
+    for how in [Ending::SignOut, Ending::Everywhere, Ending::BackChannel] {
+        run(an_ended_session_stops_on_every_instance_within_a_second(
+            Stores::sqlite(),
+            how,
+        ));
+    }
+}
+
+#[test]
+fn an_ended_session_stops_on_every_instance_within_a_second_on_postgres() {
+    for how in [Ending::SignOut, Ending::Everywhere, Ending::BackChannel] {
+        run(async {
+            let stores = Stores::postgres().await;
+            an_ended_session_stops_on_every_instance_within_a_second(stores, how).await
+        });
+    }
+}
+
+#[test]
+fn an_ended_session_stops_on_every_instance_within_a_second_on_redis() {
+    for how in [Ending::SignOut, Ending::Everywhere, Ending::BackChannel] {
+        run(an_ended_session_stops_on_every_instance_within_a_second(
+            Stores::sqlite_and_redis(),
+            how,
+        ));
+    }
 }
 
 /// A provider whose access tokens live `seconds` and come with rotating refresh tokens.

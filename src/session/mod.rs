@@ -2,8 +2,11 @@
 //! lifetimes. Where sessions are kept, and how they are ended from anywhere: [`store`]. The
 //! sign-ins waiting for the provider's answer live in the browser: [`pending`].
 
+mod cache;
+mod changes;
 mod pending;
 mod store;
+pub use cache::{Cache, Page};
 pub use pending::{PendingSignIns, MAX_PENDING, PENDING_TTL_SECONDS};
 pub use store::Store;
 
@@ -17,7 +20,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tower_sessions::{
     cookie::{Cookie, SameSite},
-    session::Error,
+    session::{Error, Record},
     Expiry, Session, SessionManagerLayer,
 };
 
@@ -173,14 +176,31 @@ pub async fn current_user(
     Ok(Some(user))
 }
 
-/// Whether the access token should be renewed now: it can be, and it expires within a minute,
-/// or within the last quarter of its life for a short-lived one.
+/// Whether the access token should be renewed now.
 pub fn tokens_due(user: &SessionUser) -> bool {
+    tokens_due_at(user).is_some_and(|due| Utc::now().timestamp() >= due)
+}
+
+/// When the access token should be renewed (Unix seconds), if it can be: a minute before it
+/// expires, or in the last quarter of its life for a short-lived one.
+fn tokens_due_at(user: &SessionUser) -> Option<i64> {
     let (Some(_), Some(expires_at)) = (&user.refresh_token, user.access_expires_at) else {
-        return false;
+        return None;
     };
     let margin = ((expires_at - user.tokens_at) / 4).clamp(0, 60);
-    Utc::now().timestamp() >= expires_at - margin
+    Some(expires_at - margin)
+}
+
+/// Until when (Unix seconds, exclusive) a page rendered from this session record is what a new
+/// render would give: the first moment its user wants a touch of `last_seen`, a renewal of the
+/// tokens, or the end of the session. `None` when nobody is signed in to it.
+pub fn pages_good_until(record: &Record, config: &SessionConfig) -> Option<i64> {
+    let user = SessionUser::deserialize(record.data.get(USER)?).ok()?;
+    let idle = config.idle.as_secs() as i64;
+    let until = (user.last_seen + idle / 10 + 1)
+        .min(user.last_seen + idle)
+        .min(user.signed_in_at + config.absolute.as_secs() as i64);
+    Some(tokens_due_at(&user).map_or(until, |due| until.min(due)))
 }
 
 /// Keeps the tokens of a refresh. A provider that sends no new refresh token (or ID token) lets

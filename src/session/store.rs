@@ -6,7 +6,7 @@
 //! A session ended elsewhere (sign out everywhere, back-channel logout) while a request still
 //! holds it stays ended: saving only ever overwrites a session that still exists.
 
-use std::{collections::HashMap, str::FromStr, time::Duration};
+use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -19,22 +19,33 @@ use tower_sessions::{
 };
 use tower_sessions_redis_store::{
     fred::{
+        clients::Client,
+        interfaces::PubsubInterface,
         prelude::{Builder, ClientLike, Config as RedisConfig, KeysInterface, Pool, SetsInterface},
         types::{Expiration, ExpireOptions, SetOptions},
     },
     RedisStore,
 };
 
+use super::{cache::Cache, changes};
 use crate::{
     config::ConfigError,
     db::{on_db, Db},
 };
 
-/// The session records and what the instances share beside them.
+/// The session records and what the instances share beside them, with the records this
+/// instance keeps in memory.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub struct Store {
+    backend: Backend,
+    cache: Arc<Cache>,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
     Database(Db),
-    Redis(RedisStore<Pool>, Pool),
+    /// The records, the connections for commands, and one for hearing of changes.
+    Redis(RedisStore<Pool>, Pool, Client),
 }
 
 /// Redis keys of this app besides the session records (which are keyed by session id alone).
@@ -47,7 +58,40 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 impl Store {
     /// Sessions in the app's database, in its `sessions` table.
     pub fn in_database(db: Db) -> Self {
-        Self::Database(db)
+        Self::new(Backend::Database(db))
+    }
+
+    fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            cache: Arc::default(),
+        }
+    }
+
+    /// What this instance keeps in memory of sessions.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// Keeps the cache true to the store, for as long as the app runs: hears of every session
+    /// changed or ended on any instance.
+    pub fn listen_for_changes(&self) {
+        let cache = self.cache.clone();
+        match &self.backend {
+            Backend::Database(Db::Sqlite(pool)) => {
+                tokio::spawn(changes::read_sqlite_log(pool.clone(), cache));
+            }
+            Backend::Database(Db::Postgres(pool)) => {
+                tokio::spawn(changes::listen_postgres(pool.clone(), cache));
+            }
+            Backend::Redis(_, pool, subscriber) => {
+                tokio::spawn(changes::listen_redis(
+                    subscriber.clone(),
+                    pool.clone(),
+                    cache,
+                ));
+            }
+        }
     }
 
     /// Sessions in Redis at `url`. Fails when Redis cannot be reached at start; later, a lost
@@ -55,20 +99,31 @@ impl Store {
     pub async fn in_redis(url: &str) -> Result<Self, ConfigError> {
         let failed = |problem: String| ConfigError::new("REDIS_URL", problem);
         let config = RedisConfig::from_url(url).map_err(|e| failed(e.details().to_string()))?;
-        let pool = Builder::from_config(config)
+        let mut builder = Builder::from_config(config);
+        builder
             .with_performance_config(|c| c.default_command_timeout = Duration::from_secs(5))
             .with_connection_config(|c| c.connection_timeout = Duration::from_secs(5))
             .set_policy(
                 tower_sessions_redis_store::fred::types::config::ReconnectPolicy::new_exponential(
                     0, 100, 5_000, 2,
                 ),
-            )
+            );
+        let pool = builder
             .build_pool(4)
             .map_err(|e| failed(e.details().to_string()))?;
-        pool.init()
-            .await
-            .map_err(|e| failed(format!("cannot connect to Redis: {}", e.details())))?;
-        Ok(Self::Redis(RedisStore::new(pool.clone()), pool))
+        let subscriber = builder
+            .build()
+            .map_err(|e| failed(e.details().to_string()))?;
+        let cannot_connect = |e: tower_sessions_redis_store::fred::error::Error| {
+            failed(format!("cannot connect to Redis: {}", e.details()))
+        };
+        pool.init().await.map_err(cannot_connect)?;
+        subscriber.init().await.map_err(cannot_connect)?;
+        Ok(Self::new(Backend::Redis(
+            RedisStore::new(pool.clone()),
+            pool,
+            subscriber,
+        )))
     }
 
     /// Deletes expired sessions and shared rows, every `period`, for as long as the app runs.
@@ -112,18 +167,45 @@ impl Store {
         value: &str,
         redis_key: String,
     ) -> session_store::Result<usize> {
-        match self {
-            Self::Database(db) => {
-                let delete = format!("DELETE FROM sessions WHERE issuer = $1 AND {column} = $2");
-                on_db!(db, pool => sqlx::query(&delete)
+        match &self.backend {
+            Backend::Database(db) => {
+                let delete = format!(
+                    "DELETE FROM sessions WHERE issuer = $1 AND {column} = $2 RETURNING id"
+                );
+                let ended: Vec<String> = on_db!(db, pool => sqlx::query_scalar(&delete)
                     .bind(issuer)
                     .bind(value)
-                    .execute(pool)
+                    .fetch_all(pool)
                     .await
-                    .map(|done| done.rows_affected() as usize)
-                    .map_err(backend))
+                    .map_err(backend))?;
+                // Other instances hear of it from the store; this one forgets at once.
+                let ids: Vec<Id> = ended.iter().filter_map(|id| id.parse().ok()).collect();
+                self.cache.forget(&ids);
+                Ok(ended.len())
             }
-            Self::Redis(_, pool) => end_indexed(pool, redis_key).await,
+            Backend::Redis(_, pool, _) => {
+                let ids = end_indexed(pool, redis_key).await?;
+                self.changed(pool, &ids).await;
+                Ok(ids.len())
+            }
+        }
+    }
+
+    /// Forgets the Redis sessions `ids` here, and tells the other instances.
+    async fn changed(&self, pool: &Pool, ids: &[Id]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.cache.forget(ids);
+        let payload = ids.iter().map(Id::to_string).collect::<Vec<_>>().join(" ");
+        if let Err(e) = pool
+            .next()
+            .publish::<(), _, _>(changes::CHANNEL, payload)
+            .await
+        {
+            // Unheard, the other instances' listeners miss it: their beats stop confirming
+            // nothing, so say so loudly.
+            tracing::error!(error = %e, "a session change was not announced to the other instances");
         }
     }
 
@@ -135,8 +217,8 @@ impl Store {
         jti: &str,
         expires_at: i64,
     ) -> session_store::Result<bool> {
-        match self {
-            Self::Database(db) => on_db!(db, pool => sqlx::query(
+        match &self.backend {
+            Backend::Database(db) => on_db!(db, pool => sqlx::query(
                 "INSERT INTO logout_tokens (issuer, jti, expires_at) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING")
                 .bind(issuer)
@@ -146,7 +228,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected() == 1)
                 .map_err(backend)),
-            Self::Redis(_, pool) => {
+            Backend::Redis(_, pool, _) => {
                 let key = format!("{PREFIX}:jti:{issuer}\n{jti}");
                 let until = expires_at.max(Utc::now().timestamp() + 1);
                 set_if_absent(pool, key, "1", until).await
@@ -159,8 +241,8 @@ impl Store {
     pub async fn claim_refresh(&self, key: &str, ttl: Duration) -> session_store::Result<bool> {
         let now = Utc::now().timestamp();
         let expires_at = now + ttl.as_secs() as i64;
-        match self {
-            Self::Database(db) => on_db!(db, pool => sqlx::query(
+        match &self.backend {
+            Backend::Database(db) => on_db!(db, pool => sqlx::query(
                 "INSERT INTO token_refreshes (token_hash, result, expires_at) VALUES ($1, NULL, $2)
                  ON CONFLICT (token_hash) DO UPDATE SET result = NULL, expires_at = excluded.expires_at
                  WHERE token_refreshes.expires_at < $3")
@@ -171,14 +253,16 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected() == 1)
                 .map_err(backend)),
-            Self::Redis(_, pool) => set_if_absent(pool, refresh_key(key), "", expires_at).await,
+            Backend::Redis(_, pool, _) => {
+                set_if_absent(pool, refresh_key(key), "", expires_at).await
+            }
         }
     }
 
     /// Publishes the result of a claimed refresh to the requests waiting for it.
     pub async fn finish_refresh(&self, key: &str, result: &str) -> session_store::Result<()> {
-        match self {
-            Self::Database(db) => on_db!(db, pool => sqlx::query(
+        match &self.backend {
+            Backend::Database(db) => on_db!(db, pool => sqlx::query(
                 "UPDATE token_refreshes SET result = $2 WHERE token_hash = $1")
                 .bind(key)
                 .bind(result)
@@ -186,7 +270,7 @@ impl Store {
                 .await
                 .map(|_| ())
                 .map_err(backend)),
-            Self::Redis(_, pool) => pool
+            Backend::Redis(_, pool, _) => pool
                 .set::<(), _, _>(
                     refresh_key(key),
                     result,
@@ -201,8 +285,8 @@ impl Store {
 
     /// The result of the refresh claimed as `key`, once it has one.
     pub async fn refresh_result(&self, key: &str) -> session_store::Result<Option<String>> {
-        match self {
-            Self::Database(db) => on_db!(db, pool => sqlx::query_scalar::<_, Option<String>>(
+        match &self.backend {
+            Backend::Database(db) => on_db!(db, pool => sqlx::query_scalar::<_, Option<String>>(
                 "SELECT result FROM token_refreshes WHERE token_hash = $1 AND expires_at >= $2")
                 .bind(key)
                 .bind(Utc::now().timestamp())
@@ -210,7 +294,7 @@ impl Store {
                 .await
                 .map(Option::flatten)
                 .map_err(backend)),
-            Self::Redis(_, pool) => pool
+            Backend::Redis(_, pool, _) => pool
                 .get::<Option<String>, _>(refresh_key(key))
                 .await
                 .map(|r| r.filter(|r| !r.is_empty()))
@@ -275,17 +359,19 @@ async fn write_row(db: &Db, sql: &str, record: &Record) -> session_store::Result
         .map_err(backend))
 }
 
-/// Ends the Redis sessions that the set `key` lists, and the set.
-async fn end_indexed(pool: &Pool, key: String) -> session_store::Result<usize> {
-    let ids: Vec<String> = pool.smembers(&key).await.map_err(backend)?;
-    let keys: Vec<String> = ids
-        .into_iter()
-        .filter(|id| Id::from_str(id).is_ok())
-        .chain([key])
-        .collect();
-    let deleted: i64 = pool.del(keys).await.map_err(backend)?;
-    // The set itself was one of the keys deleted.
-    Ok((deleted - 1).max(0) as usize)
+/// Ends the Redis sessions that the set `key` lists, and the set. Returns the sessions ended.
+async fn end_indexed(pool: &Pool, key: String) -> session_store::Result<Vec<Id>> {
+    let members: Vec<String> = pool.smembers(&key).await.map_err(backend)?;
+    let mut ended = Vec::new();
+    // One at a time: each delete says whether that session still existed.
+    for id in members.iter().filter_map(|id| Id::from_str(id).ok()) {
+        let deleted: i64 = pool.del(id.to_string()).await.map_err(backend)?;
+        if deleted == 1 {
+            ended.push(id);
+        }
+    }
+    let () = pool.del(key).await.map_err(backend)?;
+    Ok(ended)
 }
 
 /// Sets a Redis key that does not exist yet, until `expires_at` (Unix seconds); `false` when
@@ -323,8 +409,8 @@ fn refresh_key(key: &str) -> String {
 #[async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            Self::Database(db) => loop {
+        match &self.backend {
+            Backend::Database(db) => loop {
                 let insert =
                     "INSERT INTO sessions (id, data, expires_at, issuer, subject, provider_sid)
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
@@ -333,7 +419,7 @@ impl SessionStore for Store {
                 }
                 record.id = Id::default(); // taken (vanishingly rare): another
             },
-            Self::Redis(records, pool) => {
+            Backend::Redis(records, pool, _) => {
                 records.create(record).await?;
                 Self::index(pool, record).await
             }
@@ -341,29 +427,73 @@ impl SessionStore for Store {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
+        match &self.backend {
             // An UPDATE: a session deleted meanwhile is not written back.
-            Self::Database(db) => {
+            // (Other instances hear of it from the store's triggers; this one forgets at once.)
+            Backend::Database(db) => {
                 let update = "UPDATE sessions SET data = $2, expires_at = $3, issuer = $4,
                      subject = $5, provider_sid = $6 WHERE id = $1";
-                write_row(db, update, record).await.map(|_| ())
+                let written = write_row(db, update, record).await;
+                self.cache.forget(&[record.id]);
+                written.map(|_| ())
             }
             // The Redis store overwrites existing keys only, and fails (it cannot read Redis's
             // nil as "not written") when the key is gone: the session was ended meanwhile.
-            Self::Redis(records, pool) => match records.save(record).await {
+            Backend::Redis(records, pool, _) => match records.save(record).await {
                 Err(e) if records.load(&record.id).await?.is_none() => {
                     tracing::debug!(error = %e, "session ended while in use; not saved");
+                    self.cache.forget(&[record.id]);
                     Ok(())
                 }
                 Err(e) => Err(e),
-                Ok(()) => Self::index(pool, record).await,
+                Ok(()) => {
+                    self.changed(pool, &[record.id]).await;
+                    Self::index(pool, record).await
+                }
             },
         }
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            Self::Database(db) => {
+        if let Some(entry) = self.cache.get(id) {
+            return Ok(Some(entry.record.clone()));
+        }
+        let generation = self.cache.before_read();
+        let record = self.read(id).await?;
+        if let Some(record) = &record {
+            self.cache.keep(record, generation);
+        }
+        Ok(record)
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match &self.backend {
+            Backend::Database(db) => {
+                let deleted = on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(backend));
+                self.cache.forget(&[*id]);
+                deleted
+            }
+            // The id stays in its owner's sets until they expire: ending a session that is gone
+            // already does nothing.
+            Backend::Redis(records, pool, _) => {
+                records.delete(id).await?;
+                self.changed(pool, &[*id]).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Store {
+    /// A session record as the store has it.
+    async fn read(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match &self.backend {
+            Backend::Database(db) => {
                 let row: Option<(String, i64)> = on_db!(db, pool => sqlx::query_as(
                     "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
                     .bind(id.to_string())
@@ -384,23 +514,7 @@ impl SessionStore for Store {
                     expiry_date,
                 }))
             }
-            Self::Redis(records, _) => records.load(id).await,
-        }
-    }
-
-    async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            Self::Database(db) => {
-                on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE id = $1")
-                .bind(id.to_string())
-                .execute(pool)
-                .await
-                .map(|_| ())
-                .map_err(backend))
-            }
-            // The id stays in its owner's sets until they expire: ending a session that is gone
-            // already does nothing.
-            Self::Redis(records, _) => records.delete(id).await,
+            Backend::Redis(records, _, _) => records.load(id).await,
         }
     }
 }
@@ -409,11 +523,14 @@ impl SessionStore for Store {
 impl ExpiredDeletion for Store {
     async fn delete_expired(&self) -> session_store::Result<()> {
         // Redis expires its keys itself.
-        let Self::Database(db) = self else {
+        let Backend::Database(db) = &self.backend else {
             return Ok(());
         };
         let now = Utc::now().timestamp();
-        for table in ["sessions", "logout_tokens", "token_refreshes"] {
+        // SQLite alone logs session changes in a table (PostgreSQL notifies them).
+        let log = matches!(db, Db::Sqlite(_)).then_some("session_changes");
+        let tables = ["sessions", "logout_tokens", "token_refreshes"];
+        for table in tables.into_iter().chain(log) {
             on_db!(db, pool => sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
                 .bind(now)
                 .execute(pool)

@@ -5,10 +5,11 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use leptos::config::LeptosOptions;
-use leptos_oidc::{config::Config, users::Users};
+use leptos_oidc::{config::Config, session::Store, users::Users};
 use url::Url;
 
 use super::{
@@ -21,6 +22,8 @@ pub struct TestApp {
     pub url: String,
     pub database_url: String,
     pub client: reqwest::Client,
+    /// The app's sessions, as it keeps them: for counting its store reads.
+    pub sessions: Store,
     stores: Stores,
     /// Its settings: the providers', and the test's own.
     vars: Vars,
@@ -111,7 +114,9 @@ async fn serve(stores: Stores, vars: Vars, addr: SocketAddr, client: reqwest::Cl
         .site_root(stores.dir.path().display().to_string())
         .site_addr(addr)
         .build();
-    let router = leptos_oidc::server::app(config, options).await.unwrap();
+    let state = leptos_oidc::server::start(config, options).await.unwrap();
+    let sessions = state.sessions.clone();
+    let router = leptos_oidc::server::router(state);
     let stop = Arc::new(tokio::sync::Notify::new());
     let server = tokio::spawn({
         let stop = stop.clone();
@@ -126,6 +131,7 @@ async fn serve(stores: Stores, vars: Vars, addr: SocketAddr, client: reqwest::Cl
         url: format!("http://{addr}"),
         database_url: stores.database_url.clone(),
         client,
+        sessions,
         stores,
         vars,
         stop: Some(stop),
@@ -170,6 +176,7 @@ impl TestApp {
             url: self.url.clone(),
             database_url: self.database_url.clone(),
             client,
+            sessions: self.sessions.clone(),
             stores: self.stores.clone(),
             vars: self.vars.clone(),
             stop: self.stop.clone(),
@@ -271,6 +278,30 @@ impl TestApp {
             302 => false,
             other => panic!("/profile answered {other}"),
         }
+    }
+
+    /// How long the browser's session, ended elsewhere, went on working here: `None` if it
+    /// still works after `bound`.
+    pub async fn ended_within(&self, bound: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() <= bound {
+            if !self.signed_in().await {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        None
+    }
+
+    /// Asserts that the browser's session, ended elsewhere, stops working here within the
+    /// bound every instance keeps (a second).
+    pub async fn assert_ended(&self, what: &str) {
+        let bound = Duration::from_secs(1);
+        assert!(
+            self.ended_within(bound).await.is_some(),
+            "{what}: the session still works at {} after {bound:?}",
+            self.url
+        );
     }
 
     /// The CSRF token from the sign-out form on the profile page.
