@@ -11,7 +11,7 @@ use std::{
 use openidconnect::{
     core::{
         CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
-        CoreGrantType, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+        CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
         CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
         CoreSubjectIdentifierType,
     },
@@ -24,6 +24,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::{
     http::{error_chain, ProviderHttp},
+    jwk::{self, KeySet},
     OidcError,
 };
 use crate::config::ProviderConfig;
@@ -89,7 +90,7 @@ type Discovered = ProviderMetadata<
 /// What discovery gave: the configured client, the keys, and what the flow needs to know.
 pub(super) struct Metadata {
     pub client: OidcClient,
-    pub jwks: CoreJsonWebKeySet,
+    pub jwks: KeySet,
     jwks_uri: JsonWebKeySetUrl,
     /// [`ALLOWED_ALGS`] that the provider says it signs ID tokens with.
     pub signing_algs: Vec<CoreJwsSigningAlgorithm>,
@@ -218,7 +219,7 @@ impl Discovery {
         let iss_parameter_supported = extra
             .additional_metadata
             .authorization_response_iss_parameter_supported;
-        let jwks = metadata.jwks().clone();
+        let jwks = jwk::key_set(metadata.jwks());
         let jwks_uri = metadata.jwks_uri().clone();
         let client = CoreClient::from_provider_metadata(
             metadata,
@@ -253,10 +254,7 @@ impl Discovery {
         *last = Some(Instant::now());
         let fetched = self
             .http
-            .bounded(CoreJsonWebKeySet::fetch_async(
-                &current.jwks_uri,
-                &self.http.client,
-            ))
+            .bounded(KeySet::fetch_async(&current.jwks_uri, &self.http.client))
             .await;
         let jwks = match fetched {
             Ok(Ok(jwks)) => jwks,

@@ -4,15 +4,16 @@
 
 use chrono::Utc;
 use openidconnect::{
-    core::{
-        CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKeySet,
-        CoreJwsSigningAlgorithm,
-    },
-    AccessToken, AccessTokenHash, ClaimsVerificationError, NonceVerifier,
+    core::{CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm},
+    AccessToken, AccessTokenHash, ClaimsVerificationError, IdTokenVerifier, NonceVerifier,
     SignatureVerificationError,
 };
 
-use super::{discovery::alg_names, jwt, Refusal};
+use super::{
+    discovery::alg_names,
+    jwk::{Jwk, KeySet},
+    jwt, Refusal,
+};
 use crate::config::ProviderConfig;
 
 /// An ID token that passed every check.
@@ -26,7 +27,7 @@ pub(super) struct Checked {
 /// issued with `access_token`.
 pub(super) fn check<N: NonceVerifier>(
     id_token: &CoreIdToken,
-    jwks: &CoreJsonWebKeySet,
+    jwks: &KeySet,
     algs: &[CoreJwsSigningAlgorithm],
     config: &ProviderConfig,
     nonce: N,
@@ -77,11 +78,11 @@ pub(super) fn check<N: NonceVerifier>(
 
 fn verifier<'a>(
     config: &ProviderConfig,
-    jwks: &CoreJsonWebKeySet,
+    jwks: &KeySet,
     algs: &[CoreJwsSigningAlgorithm],
-) -> CoreIdTokenVerifier<'a> {
+) -> IdTokenVerifier<'a, Jwk> {
     let skew = chrono::Duration::from_std(config.clock_skew).unwrap_or_default();
-    CoreIdTokenVerifier::new_confidential_client(
+    IdTokenVerifier::new_confidential_client(
         config.client_id.clone(),
         config.client_secret.clone(),
         config.issuer.clone(),
@@ -108,7 +109,7 @@ fn verifier<'a>(
 fn check_access_token_hash(
     claims: &CoreIdTokenClaims,
     id_token: &CoreIdToken,
-    verifier: &CoreIdTokenVerifier,
+    verifier: &IdTokenVerifier<Jwk>,
     access_token: &AccessToken,
 ) -> Result<(), Refusal> {
     let Some(expected) = claims.access_token_hash() else {
@@ -179,8 +180,8 @@ pub(super) mod tests {
         CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new("k1".into()))).unwrap()
     }
 
-    pub fn jwks() -> CoreJsonWebKeySet {
-        CoreJsonWebKeySet::new(vec![key().as_verification_key()])
+    pub fn jwks() -> KeySet {
+        KeySet::new(vec![key().as_verification_key().into()])
     }
 
     /// A compact JWS of `claims` with this header, signed by the test key (or HMAC for `HS*`).

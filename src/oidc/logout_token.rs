@@ -4,13 +4,14 @@
 //! `jti` and lifetime returned.
 
 use chrono::Utc;
-use openidconnect::{
-    core::{CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
-    JsonWebKey,
-};
+use openidconnect::{core::CoreJwsSigningAlgorithm, JsonWebKey};
 use serde_json::Value;
 
-use super::{discovery::alg_names, jwt, LogoutOrder, Refusal};
+use super::{
+    discovery::alg_names,
+    jwk::{Jwk, KeySet},
+    jwt, LogoutOrder, Refusal,
+};
 use crate::config::ProviderConfig;
 
 const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -27,7 +28,7 @@ pub fn claimed_issuer(token: &str) -> Option<String> {
 /// `algs`.
 pub(super) fn check(
     token: &str,
-    jwks: &CoreJsonWebKeySet,
+    jwks: &KeySet,
     algs: &[CoreJwsSigningAlgorithm],
     config: &ProviderConfig,
 ) -> Result<LogoutOrder, Refusal> {
@@ -51,7 +52,7 @@ pub(super) fn check(
         }
     }
     let kid = jws.header.get("kid").and_then(Value::as_str);
-    let keys: Vec<&CoreJsonWebKey> = jwks
+    let keys: Vec<&Jwk> = jwks
         .keys()
         .iter()
         .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)

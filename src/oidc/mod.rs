@@ -10,6 +10,7 @@
 mod discovery;
 mod http;
 mod id_token;
+mod jwk;
 mod jwt;
 mod logout_token;
 mod provider;
