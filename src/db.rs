@@ -60,6 +60,9 @@ pub async fn open(url: &str) -> Result<Db, ConfigError> {
     }
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
+        // A connection to a local file does not go stale: no ping (a hand-off to sqlx's worker
+        // thread) before every statement.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(|e| failed(format!("cannot open {url}: {e}")))?;

@@ -101,6 +101,53 @@ fn sign_in_redirects_for_any_client_not_only_browsers() {
     })
 }
 
+/// A sign-in that ends in a browser holding a session id it did not get from this sign-in (one
+/// an attacker planted there, say) gets a new session id: whoever knew the old one is not
+/// signed in as this user.
+#[test]
+fn a_sign_in_never_keeps_the_session_id_the_browser_came_with() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let session_id = |page: &support::Page| {
+            page.set_cookie
+                .iter()
+                .find_map(|c| c.strip_prefix("leptos_oidc_session="))
+                .and_then(|c| c.split(';').next())
+                .expect("a session cookie")
+                .to_owned()
+        };
+        // The attacker's own session.
+        let attacker = app.in_another_browser();
+        let planted = session_id(&attacker.sign_in(&provider).await);
+
+        // The victim starts signing in; meanwhile the attacker's cookie is planted.
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let victim = app.seen_by(
+            reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        );
+        let authorize = victim.start_sign_in("/login").await;
+        jar.add_cookie_str(
+            &format!("leptos_oidc_session={planted}; Path=/"),
+            &app.url.parse().unwrap(),
+        );
+        let done = victim.callback_for(&provider, &authorize).await;
+        assert_eq!(done.location.as_deref(), Some("/profile"));
+        assert_ne!(
+            session_id(&done),
+            planted,
+            "the planted session id was kept"
+        );
+        assert!(
+            !attacker.signed_in().await,
+            "the planted session id still works"
+        );
+    })
+}
+
 #[test]
 fn a_full_sign_in_shows_the_profile_and_sign_out_ends_it_at_the_provider_too() {
     run(async {

@@ -127,7 +127,11 @@ fn format_time(unix: i64) -> String {
 
 /// Signs the user in: a new session id (against session fixation), the user, a CSRF token.
 pub async fn sign_in(session: &Session, user: &User, verified: VerifiedUser) -> Result<(), Error> {
-    session.cycle_id().await?;
+    // A session the browser brought gets a new id; a new one has none to replace (cycling it
+    // would only delete a row that never was).
+    if session.id().is_some() {
+        session.cycle_id().await?;
+    }
     let now = Utc::now().timestamp();
     session
         .insert(
