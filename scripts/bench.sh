@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh bench
 scripts/release-bundle.sh target/bench
+# Throwaway Redis and PostgreSQL servers, for the signed-in page with sessions in each.
+source scripts/test-servers.sh
+start_test_servers
 node scripts/bench/bench.mjs target/bench

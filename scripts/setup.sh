@@ -70,6 +70,7 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
 fi
 
 if [ "$mode" = bench ]; then
-  # The load tool, and taskset (util-linux) to pin the app and the load to their cores.
-  apt_install wrk util-linux
+  # The load tool, taskset (util-linux) to pin the app and the load to their cores, and the
+  # session stores measured beside SQLite (started by scripts/test-servers.sh).
+  apt_install wrk util-linux redis-server postgresql python3
 fi

@@ -38,6 +38,18 @@ async fn sign_out(app: &TestApp, everywhere: bool) {
     assert_eq!(page.status, 302, "{}", page.body);
 }
 
+/// The provider's back-channel logout of Alice's provider session, posted to `app`.
+async fn back_channel_logout(app: &TestApp, provider: &TestProvider) {
+    let token = sign_jwt(&Signer::default(), &logout_claims(&provider.issuer));
+    let answer = reqwest::Client::new()
+        .post(format!("{}/backchannel-logout", app.url))
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
 /// Signs in through instance A, sees the profile through B, signs out on B: A no longer shows it.
 async fn instances_share_sessions(stores: Stores) {
     let provider = provider(Behaviour::default()).await;
@@ -248,14 +260,7 @@ fn back_channel_logout_reaches_every_instance() {
         let w = a.in_another_browser();
         w.sign_in(&provider).await;
 
-        let token = sign_jwt(&Signer::default(), &logout_claims(&provider.issuer));
-        let answer = reqwest::Client::new()
-            .post(format!("{}/backchannel-logout", a.url))
-            .form(&[("logout_token", token.as_str())])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 200);
+        back_channel_logout(&a, &provider).await;
         assert!(!x.signed_in().await, "instance A's session lives on");
         y.assert_ended("instance B's session, after a back-channel logout at A")
             .await;
@@ -325,16 +330,7 @@ async fn an_ended_session_stops_on_every_instance_within_a_second(stores: Stores
             other.sign_in(&provider).await;
             sign_out(&other, true).await;
         }
-        Ending::BackChannel => {
-            let token = sign_jwt(&Signer::default(), &logout_claims(&provider.issuer));
-            let answer = reqwest::Client::new()
-                .post(format!("{}/backchannel-logout", a.url))
-                .form(&[("logout_token", token.as_str())])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), 200);
-        }
+        Ending::BackChannel => back_channel_logout(&a, &provider).await,
     }
     let ended = b.ended_within(Duration::from_secs(2)).await;
     println!("{how:?}: instance B refused the ended session after {ended:?}");

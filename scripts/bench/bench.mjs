@@ -141,20 +141,25 @@ const provider = start(loadCore, 'node', ['scripts/provider/provider.mjs'], {
 });
 await waitFor(`${PROVIDER}/.well-known/openid-configuration`);
 
+/** The release app on `addr`, pinned to the app's core, with these stores. */
+function startApp(addr, stores) {
+  return start(appCore, './leptos-oidc', [], {
+    cwd: bundle,
+    env: {
+      ...process.env,
+      LEPTOS_SITE_ADDR: addr,
+      LEPTOS_SITE_ROOT: 'site',
+      OIDC_ISSUER: PROVIDER,
+      OIDC_CLIENT_ID: 'leptos-oidc-demo',
+      OIDC_CLIENT_SECRET: 'leptos-oidc-demo-secret',
+      RUST_LOG: 'warn',
+      ...stores,
+    },
+  });
+}
+
 const launched = performance.now();
-const app = start(appCore, './leptos-oidc', [], {
-  cwd: bundle,
-  env: {
-    ...process.env,
-    LEPTOS_SITE_ADDR: '127.0.0.1:3400',
-    LEPTOS_SITE_ROOT: 'site',
-    OIDC_ISSUER: PROVIDER,
-    OIDC_CLIENT_ID: 'leptos-oidc-demo',
-    OIDC_CLIENT_SECRET: 'leptos-oidc-demo-secret',
-    DATABASE_URL: `sqlite:${join(work, 'bench.db')}`,
-    RUST_LOG: 'warn',
-  },
-});
+const app = startApp('127.0.0.1:3400', { DATABASE_URL: `sqlite:${join(work, 'bench.db')}` });
 await waitFor(`${APP}/`);
 const startupMs = performance.now() - launched;
 await waitFor(`${APP}/login`);
@@ -163,18 +168,18 @@ const idle = usage(app.pid);
 
 const rows = [];
 const memory = [['idle', idle.rssMiB]];
-function scenario(name, budgetRps, path, headers) {
+function scenario(name, budgetRps, path, headers, measured = app, short = name.split(':')[0]) {
   wrk(path, headers, 2); // warm-up
   const runs = Array.from({ length: RUNS }, () => wrk(path, headers)).sort((x, y) => x.rps - y.rps);
   const r = runs[Math.floor(RUNS / 2)];
   rows.push({ name, ...r, budgetRps });
-  memory.push([name, usage(app.pid).rssMiB]);
+  memory.push([short, usage(measured.pid).rssMiB]);
   console.error(`${name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
 }
 scenario('a: GET / (public page)', 60_000, '/');
 scenario('b: GET /login (a fresh state, nonce and PKCE each)', 30_000, '/login');
 const { cookie } = await signIn();
-scenario('c: GET /profile (signed in)', 15_000, '/profile', [`Cookie: ${cookie}`]);
+scenario('c: GET /profile (signed in; sessions in SQLite)', 15_000, '/profile', [`Cookie: ${cookie}`]);
 
 // d: full sign-ins, each by a new browser. First one at a time, for the callback's latency
 // without queueing (the provider and this driver share a core); then 8 at a time, for the
@@ -203,7 +208,26 @@ const d = {
   cpu: (usage(app.pid).cpuMs - cpuBefore) / signIns,
   providerMs,
 };
-memory.push(['d: sign-ins', usage(app.pid).rssMiB]);
+memory.push(['d', usage(app.pid).rssMiB]);
+const exited = (child) => new Promise((done) => (child.exitCode !== null ? done() : child.once('exit', done)));
+app.kill('SIGTERM');
+await exited(app);
+
+// c again, with the sessions in PostgreSQL and in Redis (scripts/test-servers.sh starts
+// throwaway servers; without them, these rows are left out). Each its own app, alone on the core,
+// at the same address (the one the provider knows).
+const others = [
+  ['PostgreSQL', { DATABASE_URL: process.env.TEST_POSTGRES_URL }],
+  ['Redis', { DATABASE_URL: `sqlite:${join(work, 'bench-redis.db')}`, SESSION_STORE: 'redis', REDIS_URL: process.env.TEST_REDIS_URL }],
+].filter(([, stores]) => Object.values(stores).every(Boolean));
+for (const [store, stores] of others) {
+  const other = startApp('127.0.0.1:3400', stores);
+  await waitFor(`${APP}/`);
+  const { cookie: signedIn } = await signIn();
+  scenario(`c: GET /profile (signed in; sessions in ${store})`, 15_000, '/profile', [`Cookie: ${signedIn}`], other, `c (${store})`);
+  other.kill('SIGTERM');
+  await exited(other);
+}
 
 const pkg = join(bundle, 'site', 'pkg');
 const wasm = size(join(pkg, readdirSync(pkg).find((f) => f.endsWith('.wasm'))));
@@ -219,14 +243,14 @@ const lines = [
   `| d: full sign-ins through the provider | ${f(d.perSecond)} sign-ins/s (bound by the provider's core) | | |`,
   `| d: app CPU per sign-in | ${f(d.cpu, 3)} ms | ≤ 0.45 ms | ${verdict(d.cpu <= 0.45)} |`,
   `| d: callback request alone | p50 ${f(d.p50, 2)} ms, p99 ${f(d.p99, 2)} ms, of which the provider's token and userinfo answers ${f(d.providerMs, 2)} ms | adds ≤ 1 ms to the provider's time | ${verdict(d.p50 - d.providerMs <= 1)} (adds ${f(d.p50 - d.providerMs, 2)} ms at p50) |`,
-  `| resident memory | ${memory.map(([n, m]) => `${n.split(':')[0]} ${f(m, 1)}`).join(', ')} MiB | < 64 MiB after every scenario | ${verdict(memory.every(([, m]) => m < 64))} |`,
+  `| resident memory | ${memory.map(([n, m]) => `${n} ${f(m, 1)}`).join(', ')} MiB | < 64 MiB after every scenario | ${verdict(memory.every(([, m]) => m < 64))} |`,
   `| hydration WASM | ${f(wasm.raw, 1)} KiB, ${f(wasm.gzip, 1)} KiB gzip | ≤ 150 KB gzip | ${verdict(wasm.gzip * 1.024 <= 150)} |`,
   `| hydration JS | ${f(js.raw, 1)} KiB, ${f(js.gzip, 1)} KiB gzip | | |`,
   `| start to first answered request | ${f(startupMs, 1)} ms | | |`,
 ];
 const cpu = cpus()[0].model.replace(/\s+/g, ' ').trim();
 const when = new Date().toISOString().slice(0, 10);
-const stamp = `Measured by \`scripts/bench.sh\` on ${when}: ${cpu}, ${cpus().length} cores (the app on core ${appCore}; wrk, the provider and the sign-in driver on core ${loadCore}), release build, wrk with 1 thread and 32 connections, the median of ${RUNS} runs of ${seconds} s after a 2 s warm-up. Sign-ins: ${f(alone)} one at a time for the callback's latency, then ${f(signIns)} by 8 concurrent new browsers for the rate and the CPU time.`;
+const stamp = `Measured by \`scripts/bench.sh\` on ${when}: ${cpu}, ${cpus().length} cores (the app on core ${appCore}; wrk, the provider and the sign-in driver on core ${loadCore}), release build, wrk with 1 thread and 32 connections, the median of ${RUNS} runs of ${seconds} s after a 2 s warm-up. Sign-ins: ${f(alone)} one at a time for the callback's latency, then ${f(signIns)} by 8 concurrent new browsers for the rate and the CPU time. Sessions in SQLite, except where a row names PostgreSQL or Redis (throwaway local servers from \`scripts/test-servers.sh\`).`;
 const table = lines.join('\n');
 console.log(`\n${stamp}\n\n${table}`);
 

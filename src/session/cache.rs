@@ -25,8 +25,9 @@ use tower_sessions::{
 /// turns the cache off after this, and requests read the store again.
 pub const STALE_AFTER: Duration = Duration::from_millis(500);
 
-/// Entries kept at most (about 10 KB each with their pages); beyond, one is let go at random.
-const CAPACITY: usize = 10_000;
+/// Entries kept at most: a session record and its pages take about 10 to 15 KB, so the cache
+/// stays under about 60 MB. Beyond, one entry is let go at random (and read again when needed).
+const CAPACITY: usize = 4_096;
 
 /// A page rendered for one session: when it stops being good (Unix seconds: the session wants a
 /// touch, a token renewal or its end then), its headers and body.
@@ -238,6 +239,17 @@ mod tests {
         assert!(cache.get(&Id(1)).is_none());
         cache.confirm(Instant::now());
         assert!(cache.get(&Id(1)).is_some());
+    }
+
+    #[test]
+    fn the_cache_keeps_at_most_its_capacity() {
+        let cache = fresh_cache();
+        for id in 0..=CAPACITY as i128 {
+            cache.keep(&record(id), cache.before_read());
+        }
+        assert_eq!(cache.entries.read().unwrap().len(), CAPACITY);
+        // The newest is kept; the one let go is read again when next needed.
+        assert!(cache.get(&Id(CAPACITY as i128)).is_some());
     }
 
     #[test]
