@@ -101,14 +101,15 @@ impl Cache {
     }
 
     /// Keeps a record read from the store, unless a change was heard since the read began (it
-    /// may be about this very session).
+    /// may be about this very session), or the store is not confirming (a change made now might
+    /// go unheard).
     pub fn keep(&self, record: &Record, generation: u64) {
         let entry = Arc::new(Entry {
             record: record.clone(),
             pages: Mutex::default(),
         });
         let mut entries = self.entries.write().expect("not poisoned");
-        if self.generation.load(Ordering::Acquire) != generation {
+        if self.generation.load(Ordering::Acquire) != generation || !self.fresh() {
             return;
         }
         if entries.len() >= CAPACITY && !entries.contains_key(&record.id) {
@@ -140,7 +141,7 @@ impl Cache {
     }
 
     /// Forgets every session, and stays off until the next confirmation: changes may have been
-    /// missed (a listener reconnected).
+    /// missed (a listener lost its connection, or listens again).
     pub fn forget_all(&self) {
         let mut entries = self.entries.write().expect("not poisoned");
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -185,20 +186,24 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_served_before_the_store_confirms() {
+    fn nothing_is_kept_or_served_before_the_store_confirms() {
         let cache = Cache::default();
         cache.keep(&record(1), cache.before_read());
-        assert!(cache.get(&Id(1)).is_none());
         cache.confirm(Instant::now());
+        assert!(cache.get(&Id(1)).is_none());
+        cache.keep(&record(1), cache.before_read());
         assert!(cache.get(&Id(1)).is_some());
     }
 
     #[test]
     fn entries_stop_being_served_when_confirmations_stop() {
-        let cache = Cache::default();
-        cache.confirm(Instant::now() - STALE_AFTER - Duration::from_millis(1));
+        let cache = fresh_cache();
         cache.keep(&record(1), cache.before_read());
+        // As if the last confirmation were older than the bound.
+        cache.fresh_as_of.store(1, Ordering::Release);
         assert!(cache.get(&Id(1)).is_none());
+        cache.confirm(Instant::now());
+        assert!(cache.get(&Id(1)).is_some());
     }
 
     #[test]
@@ -234,10 +239,15 @@ mod tests {
     fn forgetting_everything_turns_the_cache_off_until_confirmed() {
         let cache = fresh_cache();
         cache.keep(&record(1), cache.before_read());
+        // A read under way when the listener lost its connection is not kept afterwards.
+        let under_way = cache.before_read();
         cache.forget_all();
         cache.keep(&record(1), cache.before_read());
-        assert!(cache.get(&Id(1)).is_none());
         cache.confirm(Instant::now());
+        assert!(cache.get(&Id(1)).is_none());
+        cache.keep(&record(1), under_way);
+        assert!(cache.get(&Id(1)).is_none());
+        cache.keep(&record(1), cache.before_read());
         assert!(cache.get(&Id(1)).is_some());
     }
 

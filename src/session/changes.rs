@@ -59,17 +59,22 @@ pub async fn read_sqlite_log(pool: SqlitePool, cache: Arc<Cache>) {
             Ok((seq, rows)) => {
                 last = seq.or(last);
                 let ids: Vec<Id> = rows.iter().filter_map(|(_, id)| parse(id)).collect();
-                if !ids.is_empty() {
+                if failing {
+                    // The log keeps a minute: after a longer failure, changes may be gone.
+                    cache.forget_all();
+                } else if !ids.is_empty() {
                     cache.forget(&ids);
                 }
                 cache.confirm(asked);
                 failing = false;
             }
-            Err(e) if !failing => {
-                tracing::warn!(error = %e, "session changes unreadable; reading sessions from the database meanwhile");
+            Err(e) => {
+                cache.forget_all();
+                if !failing {
+                    tracing::warn!(error = %e, "session changes unreadable; reading sessions from the database meanwhile");
+                }
                 failing = true;
             }
-            Err(_) => {}
         }
         tokio::time::sleep(ROUND).await;
     }
@@ -108,16 +113,28 @@ pub async fn listen_postgres(pool: PgPool, cache: Arc<Cache>) {
             tokio::time::sleep(ROUND).await;
             continue;
         }
+        // Listening now: whatever was kept before may have missed a change.
+        cache.forget_all();
+        let mut relistened = true;
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
+                    if !relistened {
+                        // Heard again on a new connection: forget what the gap may have hidden.
+                        cache.forget_all();
+                        relistened = true;
+                    }
                     failing = false;
                     heard(&cache, &beats, notification.payload());
                 }
                 // The connection was lost; the next call connects and listens again.
-                Ok(None) => cache.forget_all(),
+                Ok(None) => {
+                    cache.forget_all();
+                    relistened = false;
+                }
                 Err(e) => {
                     cache.forget_all();
+                    relistened = false;
                     failing = warn_once(failing, &e);
                     tokio::time::sleep(ROUND).await;
                 }
@@ -141,11 +158,13 @@ pub async fn listen_redis(subscriber: Client, pool: Pool, cache: Arc<Cache>) {
     });
     let mut messages = subscriber.message_rx();
     let mut reconnects = subscriber.reconnect_rx();
+    // Once subscribed, whatever was kept before may have missed a change.
     let subscribe = || async {
         cache.forget_all();
         if let Err(e) = subscriber.subscribe(CHANNEL).await {
             tracing::warn!(error = %e, "session changes: cannot subscribe");
         }
+        cache.forget_all();
     };
     subscribe().await;
     loop {
