@@ -72,3 +72,10 @@ pub async fn open(url: &str) -> Result<Db, ConfigError> {
         .map_err(|e| failed(format!("the database migration failed: {e}")))?;
     Ok(Db::Sqlite(pool))
 }
+
+impl Db {
+    /// Whether the database answers a query.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+}

@@ -3,7 +3,7 @@
 //! Shared by the server and the browser, lowest first: [`visitor`] and [`failure`] (what pages
 //! show), [`links`] (the app's addresses), [`auth`] (the sign-in server functions), [`app`] (pages
 //! and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
-//! [`users`], [`session`], [`state`], [`page_cache`], and [`server`], which wires them together.
+//! [`users`], [`session`], [`state`], [`page_cache`], [`health`], and [`server`], which wires them together.
 #![recursion_limit = "256"]
 
 pub mod failure;
@@ -17,6 +17,8 @@ pub mod auth;
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod db;
+#[cfg(feature = "ssr")]
+pub mod health;
 #[cfg(feature = "ssr")]
 pub mod oidc;
 #[cfg(feature = "ssr")]

@@ -6,7 +6,7 @@ use crate::{
     app::{shell, App},
     auth::ssr::{backchannel, malformed},
     config::{self, Config, ConfigError},
-    db,
+    db, health,
     oidc::Providers,
     page_cache, session,
     state::AppState,
@@ -80,7 +80,8 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
     Ok(AppState {
         leptos_options,
         providers,
-        users: Users::new(db),
+        users: Users::new(db.clone()),
+        db,
         sessions,
         pending,
         config: Arc::new(config),
@@ -103,6 +104,8 @@ pub fn router(state: AppState) -> Router {
             "/backchannel-logout",
             axum::routing::post(backchannel::backchannel_logout),
         )
+        .route("/healthz", axum::routing::get(health::healthz))
+        .route("/readyz", axum::routing::get(health::readyz))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = leptos_options.clone();
             move || shell(options.clone())

@@ -59,6 +59,11 @@ impl Provider {
         self.config.timeout
     }
 
+    /// Whether its metadata and keys are loaded (asking for them now if they are not).
+    pub async fn ready(&self) -> bool {
+        self.discovery.metadata().await.is_ok()
+    }
+
     /// Keeps the metadata and keys fresh in the background, for as long as the app runs.
     pub fn keep_fresh(&self) -> impl Future<Output = ()> {
         self.discovery.clone().keep_fresh()

@@ -68,6 +68,14 @@ impl Store {
         }
     }
 
+    /// Whether the store answers.
+    pub async fn ping(&self) -> session_store::Result<()> {
+        match &self.backend {
+            Backend::Database(db) => db.ping().await.map_err(backend),
+            Backend::Redis(_, pool, _) => pool.ping::<()>(None).await.map_err(backend),
+        }
+    }
+
     /// What this instance keeps in memory of sessions.
     pub fn cache(&self) -> &Arc<Cache> {
         &self.cache

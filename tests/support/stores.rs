@@ -70,3 +70,75 @@ impl Stores {
         }
     }
 }
+
+/// A Redis server of the test's own, on a free port, that the test can stop and start again (on
+/// the same port, as a restarted server would be).
+pub struct OwnRedis {
+    pub url: String,
+    port: u16,
+    dir: TempDir,
+    server: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            server: None,
+        };
+        redis.resume().await;
+        redis
+    }
+
+    /// Stores on this server for sessions, SQLite for users.
+    pub fn stores(&self) -> Stores {
+        Stores {
+            redis_url: Some(self.url.clone()),
+            ..Stores::sqlite()
+        }
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.kill().unwrap();
+            server.wait().unwrap();
+        }
+    }
+
+    /// Starts the server again on its port, with what it kept on disk (append-only file).
+    pub async fn resume(&mut self) {
+        let server = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--appendonly", "yes", "--save", ""])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test.sh installs it)");
+        self.server = Some(server);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
