@@ -1,9 +1,9 @@
 //! Health, for load balancers and orchestrators: `GET /healthz` says the process serves (no
 //! dependency is asked), `GET /readyz` whether it can sign people in now: the database and the
-//! session store answer, and every provider's metadata and keys are loaded. Each check has a
-//! bound, so a store that hangs makes the answer a 503, not a hang.
+//! session store answer, and every provider's metadata and keys are loaded, and no shutdown has
+//! begun. Each check has a bound, so a store that hangs makes the answer a 503, not a hang.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use axum::{
     extract::State,
@@ -23,6 +23,13 @@ pub async fn healthz() -> Response {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.shutting_down.load(Ordering::SeqCst) {
+        let failing = ["shutting_down"];
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "ready": false, "failing": failing }),
+        );
+    }
     let mut providers = tokio::task::JoinSet::new();
     for provider in state.providers.iter() {
         let provider = provider.clone();

@@ -33,12 +33,17 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Reads the configuration and serves until Ctrl-C or SIGTERM.
+/// Reads the configuration and serves until Ctrl-C or SIGTERM, then shuts down as
+/// [`config::ShutdownConfig`] says: not ready at once, new connections refused after the delay,
+/// requests under way given the grace to finish.
 pub async fn run() -> Result<(), ConfigError> {
     let leptos_options = config::leptos_options()?;
     let config = Config::from_env(leptos_options.site_addr)?;
     let addr = leptos_options.site_addr;
-    let router = app(config, leptos_options).await?;
+    let shutdown = config.shutdown;
+    let state = start(config, leptos_options).await?;
+    let shutting_down = state.shutting_down.clone();
+    let router = router(state);
     let cannot_listen = |e: std::io::Error| {
         ConfigError::new("LEPTOS_SITE_ADDR", format!("cannot listen on {addr}: {e}"))
     };
@@ -46,10 +51,33 @@ pub async fn run() -> Result<(), ConfigError> {
         .await
         .map_err(cannot_listen)?;
     tracing::info!("listening on http://{addr}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(cannot_listen)
+
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let stop_accepting = {
+        let signalled = signalled.clone();
+        async move {
+            shutdown_signal().await;
+            shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+            signalled.notify_one();
+            tracing::info!(
+                delay_seconds = shutdown.delay.as_secs(),
+                grace_seconds = shutdown.grace.as_secs(),
+                "shutting down: not ready; new connections refused after the delay"
+            );
+            tokio::time::sleep(shutdown.delay).await;
+        }
+    };
+    let serving = axum::serve(listener, router).with_graceful_shutdown(stop_accepting);
+    tokio::select! {
+        served = serving => served.map_err(cannot_listen),
+        () = async {
+            signalled.notified().await;
+            tokio::time::sleep(shutdown.delay + shutdown.grace).await;
+        } => {
+            tracing::warn!("requests still under way after SHUTDOWN_GRACE_SECONDS; exiting without them");
+            Ok(())
+        }
+    }
 }
 
 /// The whole app as a router. No provider is contacted here: the app starts, and serves its
@@ -85,6 +113,7 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
         sessions,
         pending,
         config: Arc::new(config),
+        shutting_down: Arc::default(),
     })
 }
 
@@ -178,5 +207,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
 }

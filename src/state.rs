@@ -1,6 +1,6 @@
 //! What every handler and server function may use; server functions get it as context.
 
-use std::sync::Arc;
+use std::sync::{atomic::AtomicBool, Arc};
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -16,4 +16,6 @@ pub struct AppState {
     pub users: Users,
     pub sessions: session::Store,
     pub pending: session::PendingSignIns,
+    /// Set on SIGTERM: `/readyz` then answers 503.
+    pub shutting_down: Arc<AtomicBool>,
 }

@@ -1,5 +1,8 @@
 //! The server binary as an operator starts it: a bad setting stops it with one line naming the
-//! variable, and its log carries no colour codes when it goes to a file or a pipe.
+//! variable, its log carries no colour codes when it goes to a file or a pipe, and SIGTERM
+//! stops it without losing a request under way.
+
+mod support;
 
 use std::{
     io::{BufRead, BufReader},
@@ -59,12 +62,7 @@ fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
 #[test]
 fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let mut child = server(
         &dir,
         &[
@@ -107,4 +105,147 @@ fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     for line in &seen {
         assert!(!line.contains('\u{1b}'), "a colour code: {line:?}");
     }
+}
+
+/// A loopback address with a free port.
+fn free_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The binary on a free port with a provider at `issuer` and these settings; its address.
+fn start_server(
+    dir: &tempfile::TempDir,
+    issuer: &str,
+    extra: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let addr = free_addr();
+    let mut vars = vec![
+        ("LEPTOS_SITE_ADDR", addr.as_str()),
+        ("DATABASE_URL", "sqlite:app.db"),
+        ("OIDC_ISSUER", issuer),
+        ("OIDC_CLIENT_ID", support::CLIENT_ID),
+        ("OIDC_CLIENT_SECRET", support::CLIENT_SECRET),
+    ];
+    vars.extend_from_slice(extra);
+    let child = server(dir, &vars).stdout(Stdio::null()).spawn().unwrap();
+    (child, addr)
+}
+
+async fn wait_until_listening(addr: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the server did not listen on {addr}");
+}
+
+fn terminate(child: &std::process::Child) {
+    let done = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(done.success());
+}
+
+/// Waits for the process to end, for at most `patience`.
+async fn exited(child: &mut std::process::Child, patience: Duration) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < patience,
+            "still running after {patience:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A sign-in whose callback is slow (the provider takes two seconds over the token) is under
+/// way when SIGTERM comes: it completes, new connections are refused at once, and the process
+/// exits.
+#[test]
+fn sigterm_lets_a_sign_in_under_way_finish_refuses_new_connections_and_exits() {
+    support::run(async {
+        let provider = support::TestProvider::start().await;
+        provider.set_behaviour(support::Behaviour {
+            token_delay: Some(Duration::from_secs(2)),
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, addr) = start_server(&dir, &provider.issuer, &[]);
+        wait_until_listening(&addr).await;
+        let url = format!("http://{addr}");
+        let browser = support::browser();
+        let login = browser.get(format!("{url}/login")).send().await.unwrap();
+        let authorize = login.headers()["location"].to_str().unwrap().to_owned();
+        let code = provider.authorize(&authorize);
+        let state = support::query_param(&authorize, "state");
+        let callback = tokio::spawn({
+            let browser = browser.clone();
+            let url = format!("{url}/authorization-code/callback?code={code}&state={state}");
+            async move { browser.get(url).send().await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        terminate(&child);
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            tokio::net::TcpStream::connect(&addr).await.is_err(),
+            "a new connection was taken after SIGTERM"
+        );
+        let answer = callback
+            .await
+            .unwrap()
+            .expect("the sign-in under way was cut");
+        assert_eq!(answer.status(), 302);
+        assert_eq!(answer.headers()["location"], "/profile");
+        assert!(exited(&mut child, Duration::from_secs(5)).await.success());
+    })
+}
+
+/// With a delay, the server still answers for that long after SIGTERM, and `/readyz` says it is
+/// shutting down, so that a load balancer stops sending before connections are refused.
+#[test]
+fn sigterm_turns_readiness_off_at_once_and_serves_through_the_delay() {
+    support::run(async {
+        let provider = support::TestProvider::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, addr) =
+            start_server(&dir, &provider.issuer, &[("SHUTDOWN_DELAY_SECONDS", "2")]);
+        wait_until_listening(&addr).await;
+        let readyz = format!("http://{addr}/readyz");
+        let mut ready = reqwest::get(&readyz).await.unwrap();
+        for _ in 0..50 {
+            if ready.status() == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            ready = reqwest::get(&readyz).await.unwrap();
+        }
+        assert_eq!(ready.status(), 200);
+
+        terminate(&child);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let during = reqwest::get(&readyz)
+            .await
+            .expect("refused during the delay");
+        assert_eq!(during.status(), 503);
+        assert_eq!(
+            during.text().await.unwrap(),
+            r#"{"failing":["shutting_down"],"ready":false}"#
+        );
+        let home = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        assert_eq!(
+            home.status(),
+            200,
+            "pages are still served during the delay"
+        );
+        assert!(exited(&mut child, Duration::from_secs(6)).await.success());
+        assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
+    })
 }

@@ -49,6 +49,16 @@ pub struct Config {
     /// Where the app is reached by browsers (scheme, host, port): the redirect URI's origin.
     pub public_origin: Url,
     pub session: SessionConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+/// What the server does on SIGTERM (or Ctrl-C): `/readyz` answers 503 at once; new connections
+/// are still taken for `delay` (while a load balancer notices), then refused; requests under way
+/// get `grace` to finish before the process exits without them.
+#[derive(Clone, Copy, Debug)]
+pub struct ShutdownConfig {
+    pub delay: Duration,
+    pub grace: Duration,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -127,6 +137,10 @@ impl Config {
                 idle: seconds("SESSION_IDLE_SECONDS", 2 * 60 * 60)?,
                 absolute: seconds("SESSION_MAX_SECONDS", 24 * 60 * 60)?,
                 secure: public_origin.scheme() == "https",
+            },
+            shutdown: ShutdownConfig {
+                delay: seconds("SHUTDOWN_DELAY_SECONDS", 0)?,
+                grace: seconds("SHUTDOWN_GRACE_SECONDS", 30)?,
             },
             public_origin,
             redirect_uri,
