@@ -1,6 +1,6 @@
 //! Health and readiness, as a load balancer or Kubernetes asks: `/healthz` while the process
 //! serves, `/readyz` only while the database, the session store and every provider can be used,
-//! with real servers going away and coming back.
+//! with real servers (Redis, PostgreSQL) going away and coming back.
 
 mod support;
 
@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{
-    run, start_app_with, start_app_with_providers, OwnRedis, Stores, TestApp, TestProvider,
+    run, start_app_with, start_app_with_providers, OwnPostgres, OwnRedis, Stores, TestApp,
+    TestProvider,
 };
 
 async fn json_of(app: &TestApp, path: &str) -> (u16, Value) {
@@ -92,6 +93,27 @@ fn not_ready_while_the_session_store_is_down_and_ready_again_when_it_returns() {
         assert_eq!(json_of(&app, "/healthz").await.0, 200);
 
         redis.resume().await;
+        readiness_becomes(&app, 200, Duration::from_secs(10)).await;
+    })
+}
+
+#[test]
+fn not_ready_while_postgresql_is_down_and_ready_again_when_it_returns() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let postgres = OwnPostgres::start().await;
+        let app = start_app_with(&provider.issuer, &postgres.stores(), &[]).await;
+        readiness_becomes(&app, 200, Duration::from_secs(5)).await;
+
+        postgres.stop();
+        let body = readiness_becomes(&app, 503, Duration::from_secs(3)).await;
+        assert_eq!(
+            body,
+            json!({ "ready": false, "failing": ["database", "session_store"] })
+        );
+        assert_eq!(json_of(&app, "/healthz").await.0, 200);
+
+        postgres.resume().await;
         readiness_becomes(&app, 200, Duration::from_secs(10)).await;
     })
 }

@@ -142,3 +142,122 @@ impl Drop for OwnRedis {
         self.kill();
     }
 }
+
+/// A PostgreSQL server of the test's own (Debian's, as `scripts/test-servers.sh` starts them),
+/// on a free port, that the test can stop and start again with its data.
+pub struct OwnPostgres {
+    pub url: String,
+    port: u16,
+    dir: TempDir,
+    bin: std::path::PathBuf,
+}
+
+impl OwnPostgres {
+    pub async fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL (scripts/test.sh installs it)")
+            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+            .max()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let postgres = Self {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            port,
+            dir,
+            bin,
+        };
+        // PostgreSQL refuses to run as root: then it runs as Debian's `postgres` user.
+        if postgres.as_root() {
+            std::process::Command::new("chown")
+                .arg("-R")
+                .arg("postgres:")
+                .arg(postgres.dir.path())
+                .status()
+                .unwrap();
+        }
+        let data = postgres.data();
+        postgres.pg(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync"],
+        );
+        postgres.resume().await;
+        postgres
+    }
+
+    fn as_root(&self) -> bool {
+        let id = std::process::Command::new("id").arg("-u").output().unwrap();
+        String::from_utf8_lossy(&id.stdout).trim() == "0"
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Runs one of PostgreSQL's programs (as `postgres` when the tests run as root).
+    fn pg(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program);
+        let mut command = if self.as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            std::process::Command::new(program)
+        };
+        let out = command.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server (fast: sessions are cut, as when it goes away).
+    pub fn stop(&self) {
+        self.pg("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts the server (again) on its port, with its data.
+    pub async fn resume(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stores on this server: users and sessions.
+    pub fn stores(&self) -> Stores {
+        Stores {
+            database_url: self.url.clone(),
+            ..Stores::sqlite()
+        }
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = std::panic::catch_unwind(|| {
+            self.pg("pg_ctl", &["-D", &data, "-m", "immediate", "stop"])
+        });
+    }
+}
