@@ -3,7 +3,8 @@
 //! Shared by the server and the browser, lowest first: [`visitor`] and [`failure`] (what pages
 //! show), [`links`] (the app's addresses), [`auth`] (the sign-in server functions), [`app`] (pages
 //! and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
-//! [`users`], [`session`], [`state`], [`page_cache`], [`health`], and [`server`], which wires them together.
+//! [`users`], [`session`], [`state`], [`page_cache`], [`health`], [`check`] (the `check`
+//! command), and [`server`], which wires them together.
 #![recursion_limit = "256"]
 
 pub mod failure;
@@ -13,6 +14,8 @@ pub mod visitor;
 pub mod app;
 pub mod auth;
 
+#[cfg(feature = "ssr")]
+pub mod check;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]

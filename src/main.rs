@@ -9,14 +9,31 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    use std::process::ExitCode;
     // A missing .env file is normal; the environment alone is enough.
     let _ = dotenvy::dotenv();
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        // Checks the configuration and what it names, a line each (README: "Running several
+        // instances").
+        Some("check") => {
+            return if leptos_oidc::check::run().await {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+        Some(other) => {
+            eprintln!("error: unknown command \"{other}\" (usage: leptos-oidc [check])");
+            return ExitCode::from(2);
+        }
+    }
     leptos_oidc::server::init_tracing();
     match leptos_oidc::server::run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

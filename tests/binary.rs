@@ -1,6 +1,6 @@
 //! The server binary as an operator starts it: a bad setting stops it with one line naming the
-//! variable, its log carries no colour codes when it goes to a file or a pipe, and SIGTERM
-//! stops it without losing a request under way.
+//! variable, its log carries no colour codes when it goes to a file or a pipe, SIGTERM stops it
+//! without losing a request under way, and `leptos-oidc check` says what to fix.
 
 mod support;
 
@@ -248,4 +248,95 @@ fn sigterm_turns_readiness_off_at_once_and_serves_through_the_delay() {
         assert!(exited(&mut child, Duration::from_secs(6)).await.success());
         assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
     })
+}
+
+/// `leptos-oidc check` with these variables: its exit status and its lines.
+async fn check(vars: &[(&str, &str)]) -> (bool, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = vars.to_vec();
+    vars.push(("DATABASE_URL", "sqlite:app.db"));
+    let mut command = server(&dir, &vars);
+    command.arg("check");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (out.status.success(), lines)
+}
+
+#[test]
+fn check_says_ok_for_each_item_of_a_good_configuration() {
+    support::run(async {
+        let provider = support::TestProvider::start().await;
+        let (ok, lines) = check(&[
+            ("OIDC_ISSUER", &provider.issuer),
+            ("OIDC_CLIENT_ID", support::CLIENT_ID),
+            ("OIDC_CLIENT_SECRET", support::CLIENT_SECRET),
+        ])
+        .await;
+        assert!(ok, "{lines:#?}");
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(lines.iter().all(|l| l.starts_with("ok ")), "{lines:#?}");
+        assert!(
+            lines[2].contains(&format!(
+                "OIDC_ISSUER: {} answers discovery and publishes 1 signing key(s)",
+                provider.issuer
+            )),
+            "{lines:#?}"
+        );
+    })
+}
+
+#[test]
+fn check_names_the_variable_to_fix_and_fails() {
+    support::run(async {
+        let provider = support::TestProvider::start().await;
+        // An issuer with a trailing slash the provider's own does not have, and a session store
+        // nobody answers at.
+        let with_slash = format!("{}/", provider.issuer);
+        let nobody = format!("redis://{}", free_addr());
+        let (ok, lines) = check(&[
+            ("OIDC_ISSUER", &with_slash),
+            ("OIDC_CLIENT_ID", support::CLIENT_ID),
+            ("OIDC_CLIENT_SECRET", support::CLIENT_SECRET),
+            ("SESSION_STORE", "redis"),
+            ("REDIS_URL", &nobody),
+        ])
+        .await;
+        assert!(!ok, "{lines:#?}");
+        let line = |start: &str| {
+            lines
+                .iter()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no line {start:?} in {lines:#?}"))
+                .clone()
+        };
+        assert!(line("error REDIS_URL: ").contains("cannot connect to Redis"));
+        let issuer = line("error OIDC_ISSUER: ");
+        assert!(issuer.contains("unexpected issuer"), "{issuer}");
+        assert!(issuer.ends_with("remove the trailing slash"), "{issuer}");
+        line("ok    DATABASE_URL: ");
+
+        // A bad setting: the one line of the server's own start.
+        let (ok, lines) = check(&[("OIDC_TIMEOUT_SECONDS", "soon")]).await;
+        assert!(!ok);
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("error OIDC_TIMEOUT_SECONDS: "),
+            "{lines:#?}"
+        );
+    })
+}
+
+#[test]
+fn an_unknown_command_is_refused_with_the_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = server(&dir, &[]).arg("chek").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("usage: leptos-oidc [check]"), "{stderr}");
 }

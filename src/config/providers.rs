@@ -42,6 +42,22 @@ pub struct ProviderConfig {
     pub timeout: Duration,
 }
 
+impl ProviderConfig {
+    /// The variable this provider's setting `name` (`ISSUER`, say) is read from.
+    pub fn variable(&self, name: &str) -> String {
+        if self.id == DEFAULT_ID {
+            format!("OIDC_{name}")
+        } else {
+            format!("{}{name}", prefix_of(&self.id))
+        }
+    }
+}
+
+/// The start of the variables of provider `id`, one of several: `OIDC_<ID>_`.
+fn prefix_of(id: &str) -> String {
+    format!("OIDC_{}_", id.to_ascii_uppercase().replace('-', "_"))
+}
+
 /// Reads the providers through `var` (which treats blank values as unset).
 pub fn from_lookup(
     var: &dyn Fn(&str) -> Option<String>,
@@ -76,7 +92,7 @@ pub fn from_lookup(
     }
     let mut providers: Vec<ProviderConfig> = Vec::new();
     for id in ids {
-        let prefix = format!("OIDC_{}_", id.to_ascii_uppercase().replace('-', "_"));
+        let prefix = prefix_of(id);
         let required = |name: &str| {
             let name = format!("{prefix}{name}");
             var(&name).ok_or_else(|| {

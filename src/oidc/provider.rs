@@ -61,7 +61,19 @@ impl Provider {
 
     /// Whether its metadata and keys are loaded (asking for them now if they are not).
     pub async fn ready(&self) -> bool {
-        self.discovery.metadata().await.is_ok()
+        self.check().await.is_ok()
+    }
+
+    /// Its metadata and keys, loaded (asked for now if they are not): how many signing keys it
+    /// publishes, or why they cannot be had.
+    pub async fn check(&self) -> Result<usize, OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        Ok(metadata.jwks.keys().len())
+    }
+
+    /// The variable its setting `name` is read from (`OIDC_ACME_ISSUER`, say).
+    pub fn variable(&self, name: &str) -> String {
+        self.config.variable(name)
     }
 
     /// Keeps the metadata and keys fresh in the background, for as long as the app runs.
