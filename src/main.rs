@@ -28,7 +28,10 @@ async fn main() -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     }
-    leptos_oidc::server::init_tracing();
+    if let Err(err) = leptos_oidc::server::init_tracing() {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     match leptos_oidc::server::run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -21,16 +21,29 @@ use axum::{
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tracing::Instrument;
 
-/// Logs to standard output, in colour only on a terminal; `RUST_LOG` chooses what (default:
-/// this app at info, the rest at warn).
-pub fn init_tracing() {
+/// Logs to standard output: readable lines, in colour only on a terminal, or with
+/// `LOG_FORMAT=json` one JSON object per line (time, level, target, message and fields, and the
+/// request's id). `RUST_LOG` chooses what (default: this app at info, the rest at warn).
+pub fn init_tracing() -> Result<(), ConfigError> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "warn,leptos_oidc=info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    let log = tracing_subscriber::fmt().with_env_filter(filter);
+    match std::env::var("LOG_FORMAT").unwrap_or_default().trim() {
+        "" | "text" => log.with_ansi(std::io::stdout().is_terminal()).init(),
+        "json" => log
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        other => {
+            let problem = format!("\"{other}\" is neither text nor json");
+            return Err(ConfigError::new("LOG_FORMAT", problem));
+        }
+    }
+    Ok(())
 }
 
 /// Reads the configuration and serves until Ctrl-C or SIGTERM, then shuts down as
@@ -155,15 +168,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Security headers on every answer, `no-store` on pages (they may show who is signed in), and
-/// one log line per request. The line has the path only: query strings carry codes and state.
+/// Security headers on every answer, `no-store` on pages (they may show who is signed in), a
+/// request id (`X-Request-Id`: the caller's when sane, else a new one) returned and carried by
+/// every log line made while serving, and one log line per request. The line has the path
+/// only: query strings carry codes and state.
 async fn headers_and_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
-    let mut response = next.run(request).await;
+    let id = request_id(request.headers());
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(request).instrument(span.clone()).await;
 
     let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(REQUEST_ID, value);
+    }
     let is_html = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
@@ -183,12 +203,43 @@ async fn headers_and_log(request: Request, next: Next) -> Response {
 
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let _serving = span.enter();
     if status >= 500 {
         tracing::error!(%method, %path, status, ms, "request");
     } else {
         tracing::debug!(%method, %path, status, ms, "request");
     }
     response
+}
+
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// The caller's `X-Request-Id` when it is sane (1 to 128 letters, digits and `-_.:`), else a new
+/// one: this instance's random prefix and a counter, unique and costing no system call.
+fn request_id(headers: &axum::http::HeaderMap) -> String {
+    let sane = |id: &&str| {
+        (1..=128).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    };
+    if let Some(id) = headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(sane)
+    {
+        return id.to_owned();
+    }
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .unwrap_or_default();
+        u64::from_le_bytes(bytes)
+    });
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix:016x}-{n:x}")
 }
 
 async fn shutdown_signal() {
@@ -206,5 +257,37 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sane_request_id_is_kept_and_any_other_replaced() {
+        let with = |id: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(REQUEST_ID, id.parse().unwrap());
+            request_id(&headers)
+        };
+        assert_eq!(with("abc-123_x.y:z"), "abc-123_x.y:z");
+        for bad in ["", "has space", "quote\"", &"x".repeat(129), "caf\u{e9}"] {
+            let mut headers = axum::http::HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(bad) {
+                headers.insert(REQUEST_ID, value);
+            }
+            let id = request_id(&headers);
+            let (prefix, counter) = id.split_once('-').unwrap();
+            assert_eq!(prefix.len(), 16, "{id}");
+            assert!(
+                [prefix, counter]
+                    .iter()
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_hexdigit())),
+                "{bad:?} gave {id:?}"
+            );
+        }
+        let (a, b) = (with("bad id"), with("bad id"));
+        assert_ne!(a, b, "new ids are unique");
     }
 }

@@ -76,15 +76,7 @@ fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     )
     .spawn()
     .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let received = log_lines(&mut child);
     let mut seen = Vec::new();
     while let Ok(line) = received.recv_timeout(Duration::from_secs(20)) {
         seen.push(line);
@@ -107,18 +99,51 @@ fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     }
 }
 
+/// A sign-in through the server at `addr`, up to the provider's answer: the callback URL to
+/// ask next, and the code in it.
+async fn start_sign_in(
+    browser: &reqwest::Client,
+    addr: &str,
+    provider: &support::TestProvider,
+) -> (String, String) {
+    let login = browser
+        .get(format!("http://{addr}/login"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = login.headers()["location"].to_str().unwrap().to_owned();
+    let code = provider.authorize(&authorize);
+    let state = support::query_param(&authorize, "state");
+    let callback = format!("http://{addr}/authorization-code/callback?code={code}&state={state}");
+    (callback, code)
+}
+
+/// The lines the server writes to its standard output, as they come.
+fn log_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Read to the end even when nobody listens: a full pipe would stop the server.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    received
+}
+
 /// A loopback address with a free port.
 fn free_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
 }
 
-/// The binary on a free port with a provider at `issuer` and these settings; its address.
+/// The binary on a free port with a provider at `issuer` and these settings; its address and
+/// its log lines.
 fn start_server(
     dir: &tempfile::TempDir,
     issuer: &str,
     extra: &[(&str, &str)],
-) -> (std::process::Child, String) {
+) -> (std::process::Child, String, mpsc::Receiver<String>) {
     let addr = free_addr();
     let mut vars = vec![
         ("LEPTOS_SITE_ADDR", addr.as_str()),
@@ -128,8 +153,9 @@ fn start_server(
         ("OIDC_CLIENT_SECRET", support::CLIENT_SECRET),
     ];
     vars.extend_from_slice(extra);
-    let child = server(dir, &vars).stdout(Stdio::null()).spawn().unwrap();
-    (child, addr)
+    let mut child = server(dir, &vars).spawn().unwrap();
+    let log = log_lines(&mut child);
+    (child, addr, log)
 }
 
 async fn wait_until_listening(addr: &str) {
@@ -177,18 +203,13 @@ fn sigterm_lets_a_sign_in_under_way_finish_refuses_new_connections_and_exits() {
             ..Default::default()
         });
         let dir = tempfile::tempdir().unwrap();
-        let (mut child, addr) = start_server(&dir, &provider.issuer, &[]);
+        let (mut child, addr, _) = start_server(&dir, &provider.issuer, &[]);
         wait_until_listening(&addr).await;
-        let url = format!("http://{addr}");
         let browser = support::browser();
-        let login = browser.get(format!("{url}/login")).send().await.unwrap();
-        let authorize = login.headers()["location"].to_str().unwrap().to_owned();
-        let code = provider.authorize(&authorize);
-        let state = support::query_param(&authorize, "state");
+        let (callback, _) = start_sign_in(&browser, &addr, &provider).await;
         let callback = tokio::spawn({
             let browser = browser.clone();
-            let url = format!("{url}/authorization-code/callback?code={code}&state={state}");
-            async move { browser.get(url).send().await }
+            async move { browser.get(callback).send().await }
         });
         tokio::time::sleep(Duration::from_millis(500)).await;
         terminate(&child);
@@ -215,7 +236,7 @@ fn sigterm_turns_readiness_off_at_once_and_serves_through_the_delay() {
     support::run(async {
         let provider = support::TestProvider::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let (mut child, addr) =
+        let (mut child, addr, _) =
             start_server(&dir, &provider.issuer, &[("SHUTDOWN_DELAY_SECONDS", "2")]);
         wait_until_listening(&addr).await;
         let readyz = format!("http://{addr}/readyz");
@@ -339,4 +360,76 @@ fn an_unknown_command_is_refused_with_the_usage() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("usage: leptos-oidc [check]"), "{stderr}");
+}
+
+/// With `LOG_FORMAT=json` every line of the log is a JSON object; the lines made while serving
+/// a request carry its id, the caller's `X-Request-Id` when sane (and it comes back), a new one
+/// otherwise.
+#[test]
+fn json_logs_carry_the_request_id_of_every_line_made_while_serving_it() {
+    support::run(async {
+        let provider = support::TestProvider::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, addr, received) = start_server(
+            &dir,
+            &provider.issuer,
+            &[
+                ("LOG_FORMAT", "json"),
+                ("RUST_LOG", "warn,leptos_oidc=debug"),
+            ],
+        );
+        wait_until_listening(&addr).await;
+
+        // A whole sign-in; the callback with an id of the caller's.
+        let url = format!("http://{addr}");
+        let browser = support::browser();
+        let (callback, code) = start_sign_in(&browser, &addr, &provider).await;
+        let callback = browser
+            .get(callback)
+            .header("x-request-id", "callback-42")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(callback.status(), 302);
+        assert_eq!(callback.headers()["x-request-id"], "callback-42");
+        // An id that is not sane is replaced.
+        let home = browser
+            .get(format!("{url}/"))
+            .header("x-request-id", "a b")
+            .send()
+            .await
+            .unwrap();
+        let replaced = home.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(replaced, "a b");
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        terminate(&child);
+        exited(&mut child, Duration::from_secs(5)).await;
+        let logged: Vec<serde_json::Value> = received
+            .try_iter()
+            .map(|line| serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect();
+        for line in &logged {
+            for field in ["timestamp", "level", "target", "message"] {
+                assert!(line.get(field).is_some(), "no {field}: {line}");
+            }
+        }
+        let of_request = |id: &str| -> Vec<&serde_json::Value> {
+            logged
+                .iter()
+                .filter(|l| l["span"]["request_id"] == id)
+                .collect()
+        };
+        let callback_lines = of_request("callback-42");
+        let messages: Vec<&str> = callback_lines
+            .iter()
+            .map(|l| l["message"].as_str().unwrap())
+            .collect();
+        assert!(messages.contains(&"signed in"), "{messages:?}");
+        assert!(messages.contains(&"request"), "{messages:?}");
+        assert!(!of_request(&replaced).is_empty(), "{logged:#?}");
+        // The sign-in's line says who, never the code or a token.
+        let text = serde_json::to_string(&logged).unwrap();
+        assert!(!text.contains(&code), "the code reached the log");
+    })
 }
