@@ -206,14 +206,20 @@ impl Store {
         }
         self.cache.forget(ids);
         let payload = ids.iter().map(Id::to_string).collect::<Vec<_>>().join(" ");
-        if let Err(e) = pool
-            .next()
-            .publish::<(), _, _>(changes::CHANNEL, payload)
-            .await
-        {
-            // Unheard, the other instances' listeners miss it: their beats stop confirming
-            // nothing, so say so loudly.
-            tracing::error!(error = %e, "a session change was not announced to the other instances");
+        // The other instances' beats go on confirming their caches whether or not they heard
+        // this: try again a little, then say so loudly.
+        for attempt in 1..=3 {
+            match pool
+                .next()
+                .publish::<(), _, _>(changes::CHANNEL, payload.as_str())
+                .await
+            {
+                Ok(()) => return,
+                Err(e) if attempt == 3 => {
+                    tracing::error!(error = %e, "a session change was not announced to the other instances");
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
         }
     }
 
