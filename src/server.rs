@@ -93,14 +93,10 @@ pub async fn run() -> Result<(), ConfigError> {
     }
 }
 
-/// The whole app as a router. No provider is contacted here: the app starts, and serves its
-/// public pages, while providers are down.
-pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router, ConfigError> {
-    Ok(router(start(config, leptos_options).await?))
-}
-
 /// Opens the stores and starts the app's background work (keeping the session cache true to the
 /// store, deleting expired sessions, keeping providers' keys fresh): the state to serve with.
+/// No provider is contacted here: the app starts, and serves its public pages, while providers
+/// are down.
 pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppState, ConfigError> {
     let db = db::open(&config.database_url).await?;
     let sessions = match &config.redis_url {

@@ -81,14 +81,27 @@ pub struct SessionUser {
 }
 
 impl SessionUser {
+    /// When the session ends (Unix seconds) unless used before: its idle or its absolute
+    /// lifetime, whichever comes first.
+    fn ends_at(&self, config: &SessionConfig) -> i64 {
+        (self.last_seen + config.idle.as_secs() as i64)
+            .min(self.signed_in_at + config.absolute.as_secs() as i64)
+    }
+
+    /// When a request should note it was used (Unix seconds): the store only writes a changed
+    /// session, so being active is noted now and then (a tenth of the idle time), not on every
+    /// request.
+    fn touch_at(&self, config: &SessionConfig) -> i64 {
+        self.last_seen + config.idle.as_secs() as i64 / 10 + 1
+    }
+
     /// What pages see of the user; `provider` is the label of the provider that signed them in.
     pub fn profile(&self, config: &SessionConfig, provider: &str) -> Profile {
         let text = |name: &str| match self.claims.get(name) {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
         };
-        let ends_at = (self.last_seen + config.idle.as_secs() as i64)
-            .min(self.signed_in_at + config.absolute.as_secs() as i64);
+        let ends_at = self.ends_at(config);
         Profile {
             name: text("name")
                 .or_else(|| text("preferred_username"))
@@ -165,15 +178,12 @@ pub async fn current_user(
         return Ok(None);
     };
     let now = Utc::now().timestamp();
-    let idle = config.idle.as_secs() as i64;
-    if now - user.last_seen >= idle || now - user.signed_in_at >= config.absolute.as_secs() as i64 {
+    if now >= user.ends_at(config) {
         tracing::info!(user_id = user.user_id, "session expired");
         session.flush().await?;
         return Ok(None);
     }
-    // The store only writes a changed session; touch it now and then so that being active
-    // keeps it alive, without a write on every request.
-    if now - user.last_seen > idle / 10 {
+    if now >= user.touch_at(config) {
         user.last_seen = now;
         session.insert(USER, &user).await?;
     }
@@ -200,10 +210,7 @@ fn tokens_due_at(user: &SessionUser) -> Option<i64> {
 /// tokens, or the end of the session. `None` when nobody is signed in to it.
 pub fn pages_good_until(record: &Record, config: &SessionConfig) -> Option<i64> {
     let user = SessionUser::deserialize(record.data.get(USER)?).ok()?;
-    let idle = config.idle.as_secs() as i64;
-    let until = (user.last_seen + idle / 10 + 1)
-        .min(user.last_seen + idle)
-        .min(user.signed_in_at + config.absolute.as_secs() as i64);
+    let until = user.touch_at(config).min(user.ends_at(config));
     Some(tokens_due_at(&user).map_or(until, |due| until.min(due)))
 }
 
