@@ -11,7 +11,7 @@ use leptos_router::{
 
 use crate::{
     auth::current_visit,
-    failure::{SignInFailure, SignOutFailure},
+    failure::{not_found, outage, SignInFailure, SignOutFailure},
     links,
     visitor::{Profile, ProviderChoice, Visit, Visitor},
 };
@@ -43,12 +43,13 @@ type VisitResource = Resource<Visit>;
 pub fn App() -> impl IntoView {
     provide_meta_context();
     // Blocking: the server knows who is signed in before it sends the first byte, so a
-    // protected page can still answer with a redirect.
+    // protected page can still answer with a redirect. A visit that cannot be learned (the
+    // server did not answer) is unknown, not signed out.
     let visit: VisitResource = Resource::new_blocking(
         || (),
         |_| async {
             current_visit().await.unwrap_or(Visit {
-                visitor: Visitor::Anonymous,
+                visitor: Visitor::Unknown,
                 choices: Vec::new(),
             })
         },
@@ -96,28 +97,27 @@ fn with_visitor<V: IntoView + 'static>(
     with_visit(move |visit| page(visit.visitor))
 }
 
-/// Runs `page` with the signed-in user, if any, once they are known.
-fn with_user<V: IntoView + 'static>(
-    page: impl Fn(Option<Profile>) -> V + Send + Sync + Clone + 'static,
-) -> impl IntoView {
-    with_visitor(move |visitor| page(visitor.user()))
-}
-
 #[component]
 fn Header() -> impl IntoView {
     view! {
         <header class="site-header">
             <A href="/" attr:class="brand">"Leptos OIDC"</A>
             <nav>
-                {with_user(|user| match user {
-                    Some(user) => {
+                {with_visitor(|visitor| match visitor {
+                    Visitor::SignedIn(user) => {
+                        let Profile { name, csrf_token, .. } = *user;
                         view! {
-                            <A href="/profile">{user.name.clone()}</A>
-                            <SignOutForm csrf_token=user.csrf_token.clone() />
+                            <A href="/profile">{name}</A>
+                            <SignOutForm csrf_token />
                         }
                             .into_any()
                     }
-                    None => view! { <SignInLink label="Sign in".into() provider=None return_to=None /> }.into_any(),
+                    // Neither "Sign in" nor a name: the page says why.
+                    Visitor::Unknown => ().into_any(),
+                    Visitor::Anonymous | Visitor::SessionEnded => {
+                        view! { <SignInLink label="Sign in".into() provider=None return_to=None /> }
+                            .into_any()
+                    }
                 })}
             </nav>
         </header>
@@ -182,6 +182,7 @@ fn Home() -> impl IntoView {
                         .into_any()
                 }
                 Visitor::Anonymous => view! { <SignInLink label="Sign in".into() provider=None return_to=None /> }.into_any(),
+                Visitor::Unknown => view! { <Unavailable /> }.into_any(),
             })}
         </section>
     }
@@ -200,8 +201,8 @@ fn SignIn() -> impl IntoView {
         )
     });
     match failure {
-        Some(Some(failure)) => set_status(failure.status()),
-        Some(None) => set_status(400),
+        Some(Some(failure)) => set_failure(failure.status(), failure.code()),
+        Some(None) => set_failure(400, SignInFailure::BadRequest.code()),
         None => {}
     }
     let (title, message) = match failure {
@@ -218,10 +219,9 @@ fn SignIn() -> impl IntoView {
     let failed = failure.is_some();
     view! {
         <Title text=title />
-        <section class="card" class:error=failed>
-            <h1>{title}</h1>
-            <p role=failed.then_some("alert")>{message}</p>
-            {with_visit(move |visit| match visit.visitor {
+        {with_visit(move |visit| {
+            let choices = match visit.visitor {
+                Visitor::Unknown => return view! { <Unavailable /> }.into_any(),
                 // Signed in already (a stale link, another tab): nothing to choose.
                 Visitor::SignedIn(user) => {
                     view! {
@@ -232,16 +232,24 @@ fn SignIn() -> impl IntoView {
                     }
                         .into_any()
                 }
-                _ => {
+                Visitor::Anonymous | Visitor::SessionEnded => {
                     let (provider, return_to) = (provider.clone(), return_to.clone());
                     view! { <ProviderButtons choices=visit.choices failed provider return_to /> }
                         .into_any()
                 }
-            })}
-            <p>
-                <A href="/">"Back to the home page"</A>
-            </p>
-        </section>
+            };
+            view! {
+                <section class="card" class:error=failed>
+                    <h1>{title}</h1>
+                    <p role=failed.then_some("alert")>{message}</p>
+                    {choices}
+                    <p>
+                        <A href="/">"Back to the home page"</A>
+                    </p>
+                </section>
+            }
+                .into_any()
+        })}
     }
 }
 
@@ -298,6 +306,7 @@ fn ProfilePage() -> impl IntoView {
                 view! { <SignInRedirect return_to="/profile" ended=true /> }.into_any()
             }
             Visitor::Anonymous => view! { <SignInRedirect return_to="/profile" /> }.into_any(),
+            Visitor::Unknown => view! { <Unavailable /> }.into_any(),
         })}
     }
 }
@@ -396,13 +405,13 @@ fn SignOut() -> impl IntoView {
     let failure = use_query_map().with_untracked(|q| q.get("error"));
     let message = failure.map(|code| {
         let failure = SignOutFailure::from_code(&code);
-        set_status(failure.status());
+        set_failure(failure.status(), failure.code());
         failure.message()
     });
     view! {
         <Title text="Sign out" />
-        {with_user(move |user| match user {
-            Some(user) => {
+        {with_visitor(move |visitor| match visitor {
+            Visitor::SignedIn(user) => {
                 view! {
                     <section class="card" class:error=message.is_some()>
                         <h1>"Sign out?"</h1>
@@ -413,7 +422,8 @@ fn SignOut() -> impl IntoView {
                 }
                     .into_any()
             }
-            None => {
+            Visitor::Unknown => view! { <Unavailable /> }.into_any(),
+            Visitor::Anonymous | Visitor::SessionEnded => {
                 view! {
                     <section class="card">
                         <h1>"You are signed out"</h1>
@@ -428,26 +438,61 @@ fn SignOut() -> impl IntoView {
 
 #[component]
 fn NotFound() -> impl IntoView {
-    set_status(404);
+    set_failure(404, not_found::CODE);
     view! {
         <Title text="Not found" />
         <section class="card error">
             <h1>"Page not found"</h1>
-            <p>"There is nothing at this address."</p>
+            <p>{not_found::MESSAGE}</p>
             <A href="/">"Back to the home page"</A>
         </section>
     }
 }
 
-/// Sets the HTTP status of the page being rendered on the server.
-fn set_status(status: u16) {
+/// The session store did not answer, so who is looking is unknown: a 503 that says so and
+/// offers to try again (a full page load of the same address). Nobody is signed out by it.
+#[component]
+fn Unavailable() -> impl IntoView {
+    set_failure(503, outage::CODE);
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.insert_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    let location = leptos_router::hooks::use_location();
+    let here = format!(
+        "{}{}",
+        location.pathname.get_untracked(),
+        location.search.get_untracked()
+    );
+    view! {
+        <Title text=outage::TITLE />
+        <section class="card error">
+            <h1>{outage::TITLE}</h1>
+            <p role="alert">{outage::MESSAGE}</p>
+            <a class="button" href=here rel="external">
+                "Try again"
+            </a>
+        </section>
+    }
+}
+
+/// Sets the HTTP status of the failure page being rendered on the server, and names its
+/// failure for callers that get JSON instead (see `failure::CODE_HEADER`).
+fn set_failure(status: u16, code: &'static str) {
     #[cfg(feature = "ssr")]
     if let (Some(response), Ok(status)) = (
         use_context::<leptos_axum::ResponseOptions>(),
         axum::http::StatusCode::from_u16(status),
     ) {
         response.set_status(status);
+        response.insert_header(
+            axum::http::HeaderName::from_static(crate::failure::CODE_HEADER),
+            axum::http::HeaderValue::from_static(code),
+        );
     }
     #[cfg(not(feature = "ssr"))]
-    let _ = status;
+    let _ = (status, code);
 }

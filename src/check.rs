@@ -42,7 +42,7 @@ pub async fn run() -> bool {
     }
     if let Some(url) = &config.redis_url {
         let answer = bounded(async {
-            let store = session::Store::in_redis(url).await?;
+            let store = session::Store::in_redis(url, config.store_timeout).await?;
             store
                 .ping()
                 .await

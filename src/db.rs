@@ -1,7 +1,7 @@
 //! The database: SQLite (the embedded default) or PostgreSQL, as `DATABASE_URL` says, opened
 //! with its schema brought up to date. Users live here, and sessions unless Redis keeps them.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{future::Future, path::Path, str::FromStr, time::Duration};
 
 use crate::config::ConfigError;
 use sqlx::{
@@ -28,6 +28,26 @@ macro_rules! on_db {
 }
 pub(crate) use on_db;
 
+/// How long a call to the database or the session store may take by default (`STORE_TIMEOUT_MS`):
+/// a store that does not answer in this time is taken as unavailable.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `call`, or `timed_out()` when it has not finished within `bound`: no request waits longer for
+/// a store that does not answer.
+pub async fn bounded<T, E>(
+    bound: Duration,
+    call: impl Future<Output = Result<T, E>>,
+    timed_out: impl FnOnce(String) -> E,
+) -> Result<T, E> {
+    match tokio::time::timeout(bound, call).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out(format!(
+            "no answer within {} ms",
+            bound.as_millis()
+        ))),
+    }
+}
+
 /// Opens the database at `url` (`sqlite:path` or `postgres://...`), creating a SQLite file and
 /// its folder if needed, and runs the migrations for its kind.
 pub async fn open(url: &str) -> Result<Db, ConfigError> {
@@ -35,6 +55,7 @@ pub async fn open(url: &str) -> Result<Db, ConfigError> {
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            // Calls are bounded by `STORE_TIMEOUT_MS`; this bounds the connecting at start.
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await

@@ -1,6 +1,10 @@
 //! What went wrong, as the pages tell it: shared by the server (which picks the failure and
 //! redirects to its page) and the browser (which renders that page).
 
+/// The header by which a failure page names its code to the server's own middleware, which
+/// removes it from every answer (and answers callers that do not ask for HTML with JSON).
+pub const CODE_HEADER: &str = "x-failure-code";
+
 /// Why a sign-in did not complete: the `error` of `/signin?error=...`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignInFailure {
@@ -173,9 +177,56 @@ impl SignOutFailure {
     }
 }
 
+/// The session store (or the database) did not answer: who is looking is unknown for now.
+pub mod outage {
+    pub const CODE: &str = "temporarily_unavailable";
+    pub const TITLE: &str = "Temporarily unavailable";
+    pub const MESSAGE: &str = "This app cannot reach where it keeps sessions, so it cannot tell whether you are signed in. Nothing is lost: please try again in a moment.";
+}
+
+/// No page at the address asked for.
+pub mod not_found {
+    pub const CODE: &str = "not_found";
+    pub const MESSAGE: &str = "There is nothing at this address.";
+}
+
+/// What a failure page's `code` means, for callers that get it as JSON instead of the page.
+pub fn describe(code: &str) -> Option<&'static str> {
+    match code {
+        outage::CODE => Some(outage::MESSAGE),
+        not_found::CODE => Some(not_found::MESSAGE),
+        _ => SignInFailure::from_code(code)
+            .map(SignInFailure::message)
+            .or_else(|| {
+                [
+                    SignOutFailure::Forged,
+                    SignOutFailure::Failed,
+                    SignOutFailure::Malformed,
+                ]
+                .into_iter()
+                .find(|f| f.code() == code)
+                .map(SignOutFailure::message)
+            }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_failure_code_is_described_and_no_two_share_one() {
+        let mut codes: Vec<&str> = SignInFailure::ALL.iter().map(|f| f.code()).collect();
+        codes.extend(["csrf", "failed", "malformed", outage::CODE, not_found::CODE]);
+        for code in &codes {
+            assert!(describe(code).is_some(), "{code}");
+        }
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len());
+        assert_eq!(describe("bogus"), None);
+    }
 
     #[test]
     fn every_failure_round_trips_through_its_code() {

@@ -3,8 +3,8 @@
 //! Shared by the server and the browser, lowest first: [`visitor`] and [`failure`] (what pages
 //! show), [`links`] (the app's addresses), [`auth`] (the sign-in server functions), [`app`] (pages
 //! and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
-//! [`users`], [`session`], [`state`], [`page_cache`], [`health`], [`check`] (the `check`
-//! command), and [`server`], which wires them together.
+//! [`users`], [`session`], [`state`], [`page_cache`], [`json_errors`] (failure pages as JSON),
+//! [`health`], [`check`] (the `check` command), and [`server`], which wires them together.
 #![recursion_limit = "256"]
 
 pub mod failure;
@@ -22,6 +22,8 @@ pub mod config;
 pub mod db;
 #[cfg(feature = "ssr")]
 pub mod health;
+#[cfg(feature = "ssr")]
+pub mod json_errors;
 #[cfg(feature = "ssr")]
 pub mod oidc;
 #[cfg(feature = "ssr")]

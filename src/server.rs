@@ -6,7 +6,7 @@ use crate::{
     app::{shell, App},
     auth::ssr::{backchannel, malformed},
     config::{self, Config, ConfigError},
-    db, health,
+    db, health, json_errors,
     oidc::Providers,
     page_cache, session,
     state::AppState,
@@ -100,8 +100,8 @@ pub async fn run() -> Result<(), ConfigError> {
 pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppState, ConfigError> {
     let db = db::open(&config.database_url).await?;
     let sessions = match &config.redis_url {
-        Some(url) => session::Store::in_redis(url).await?,
-        None => session::Store::in_database(db.clone()),
+        Some(url) => session::Store::in_redis(url, config.store_timeout).await?,
+        None => session::Store::in_database(db.clone()).with_timeout(config.store_timeout),
     };
     sessions.listen_for_changes();
     // Expired sessions are deleted, not kept forever.
@@ -117,7 +117,7 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
     Ok(AppState {
         leptos_options,
         providers,
-        users: Users::new(db.clone()),
+        users: Users::new(db.clone()).with_timeout(config.store_timeout),
         db,
         sessions,
         pending,
@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
             page_cache::Pages::new(state.sessions.cache().clone(), state.config.session),
             page_cache::serve,
         ))
+        .layer(middleware::from_fn(json_errors::for_programs))
         .layer(middleware::from_fn(headers_and_log))
         .with_state(state)
 }

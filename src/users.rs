@@ -1,11 +1,13 @@
 //! Users: one record per identity (issuer and subject), created at the first sign-in and
 //! updated at each later one.
 
+use std::{future::Future, time::Duration};
+
 use chrono::Utc;
 use serde_json::Value;
 
 use crate::{
-    db::{on_db, Db},
+    db::{self, on_db, Db},
     oidc::VerifiedUser,
 };
 
@@ -26,11 +28,30 @@ pub struct User {
 #[derive(Clone, Debug)]
 pub struct Users {
     db: Db,
+    timeout: Duration,
 }
 
 impl Users {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            timeout: db::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Each call fails after `timeout` without an answer.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self { timeout, ..self }
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        db::bounded(self.timeout, call, |why| {
+            sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
+        })
+        .await
     }
 
     /// Creates the user at their first sign-in; updates their claims at each later one.
@@ -44,7 +65,8 @@ impl Users {
         };
         let claims = serde_json::to_string(&verified.claims).unwrap_or_else(|_| "{}".into());
         let now = Utc::now().timestamp();
-        on_db!(&self.db, pool => sqlx::query_as::<_, User>(
+        self.bounded(async {
+            on_db!(&self.db, pool => sqlx::query_as::<_, User>(
             "INSERT INTO users (issuer, subject, email, name, claims, created_at, last_login_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
              ON CONFLICT (issuer, subject) DO UPDATE SET
@@ -63,20 +85,26 @@ impl Users {
         .bind(now)
         .fetch_one(pool)
         .await)
+        })
+        .await
     }
 
     pub async fn find(&self, issuer: &str, subject: &str) -> Result<Option<User>, sqlx::Error> {
-        on_db!(&self.db, pool => sqlx::query_as("SELECT * FROM users WHERE issuer = $1 AND subject = $2")
+        self.bounded(async { on_db!(&self.db, pool => sqlx::query_as("SELECT * FROM users WHERE issuer = $1 AND subject = $2")
             .bind(issuer)
             .bind(subject)
             .fetch_optional(pool)
-            .await)
+            .await) })
+        .await
     }
 
     pub async fn count(&self) -> Result<i64, sqlx::Error> {
-        on_db!(&self.db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        self.bounded(async {
+            on_db!(&self.db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(pool)
             .await)
+        })
+        .await
     }
 }
 

@@ -29,15 +29,9 @@ pub enum Visitor {
     SignedIn(Box<Profile>),
     /// Was signed in until this request: the provider would not renew the tokens.
     SessionEnded,
-}
-
-impl Visitor {
-    pub fn user(self) -> Option<Profile> {
-        match self {
-            Self::SignedIn(profile) => Some(*profile),
-            _ => None,
-        }
-    }
+    /// Not known: the session store did not answer. Pages say so (a 503) rather than take the
+    /// visitor for signed out: their session is not lost.
+    Unknown,
 }
 
 /// A provider the sign-in page offers.

@@ -18,7 +18,8 @@ use futures::future::join_all;
 use leptos_oidc::{db, session::Store};
 use serde_json::json;
 use support::{
-    logout_claims, run, sign_jwt, start_app_with, Behaviour, Signer, Stores, TestApp, TestProvider,
+    logout_claims, run, sign_jwt, start_app_with, with_session, Behaviour, Signer, Stores, TestApp,
+    TestProvider,
 };
 use tower_sessions::ExpiredDeletion;
 
@@ -108,29 +109,6 @@ fn sessions_survive_a_restart_on_postgres() {
     run(async { sessions_survive_a_restart(Stores::postgres().await).await })
 }
 
-/// The session cookie's value: the session id.
-/// A client that sends this cookie with every request, whatever the answers say.
-fn with_cookie(cookie: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::COOKIE, cookie.parse().unwrap());
-    headers.insert(reqwest::header::ACCEPT, "text/html".parse().unwrap());
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(headers)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-fn session_id(set_cookie: &[String]) -> String {
-    set_cookie
-        .iter()
-        .find_map(|c| c.strip_prefix("leptos_oidc_session="))
-        .and_then(|c| c.split(';').next())
-        .expect("a session cookie")
-        .to_owned()
-}
-
 #[test]
 fn expired_sessions_are_deleted_from_the_database() {
     run(async {
@@ -169,7 +147,7 @@ fn expired_sessions_are_deleted_from_redis() {
         let stores = Stores::sqlite_and_redis();
         let provider = provider(Behaviour::default()).await;
         let app = start_app_with(&provider.issuer, &stores, &[("SESSION_IDLE_SECONDS", "2")]).await;
-        let id = session_id(&app.sign_in(&provider).await.set_cookie);
+        let id = app.sign_in(&provider).await.session_id();
         let redis = Builder::from_config(
             RedisConfig::from_url(stores.redis_url.as_deref().unwrap()).unwrap(),
         )
@@ -288,11 +266,11 @@ enum Ending {
 async fn an_ended_session_stops_on_every_instance_within_a_second(stores: Stores, how: Ending) {
     let provider = provider(Behaviour::default()).await;
     let a = start_app_with(&provider.issuer, &stores, &[]).await;
-    let id = session_id(&a.sign_in(&provider).await.set_cookie);
+    let id = a.sign_in(&provider).await.session_id();
     let b = a
         .another_instance()
         .await
-        .seen_by(with_cookie(&format!("leptos_oidc_session={id}")));
+        .seen_by(with_session(&id, "text/html"));
     // B's cache is on once the store has confirmed it (within a tenth of a second).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let reads = |app: &TestApp| app.sessions.cache().reads();

@@ -108,17 +108,9 @@ fn sign_in_redirects_for_any_client_not_only_browsers() {
 fn a_sign_in_never_keeps_the_session_id_the_browser_came_with() {
     run(async {
         let (app, provider) = app_and_provider().await;
-        let session_id = |page: &support::Page| {
-            page.set_cookie
-                .iter()
-                .find_map(|c| c.strip_prefix("leptos_oidc_session="))
-                .and_then(|c| c.split(';').next())
-                .expect("a session cookie")
-                .to_owned()
-        };
         // The attacker's own session.
         let attacker = app.in_another_browser();
-        let planted = session_id(&attacker.sign_in(&provider).await);
+        let planted = attacker.sign_in(&provider).await.session_id();
 
         // The victim starts signing in; meanwhile the attacker's cookie is planted.
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
@@ -137,7 +129,7 @@ fn a_sign_in_never_keeps_the_session_id_the_browser_came_with() {
         let done = victim.callback_for(&provider, &authorize).await;
         assert_eq!(done.location.as_deref(), Some("/profile"));
         assert_ne!(
-            session_id(&done),
+            done.session_id(),
             planted,
             "the planted session id was kept"
         );
@@ -515,6 +507,50 @@ fn unknown_pages_are_404_and_unknown_failures_400() {
         let odd = app.get("/signin?error=%3Cb%3Ebogus").await;
         assert_eq!(odd.status, 400);
         assert!(!odd.body.contains("<b>bogus"));
+    })
+}
+
+/// A program (fetch, curl) that lands on a failure page gets its JSON form, with the same status.
+#[test]
+fn callers_that_do_not_ask_for_html_get_failures_as_json() {
+    run(async {
+        let (app, _provider) = app_and_provider().await;
+        let program = reqwest::Client::new();
+        for (path, status, code) in [
+            ("/no/such/page", 404, "not_found"),
+            ("/signin?error=code_refused", 400, "code_refused"),
+            ("/signin?error=%3Cb%3Ebogus", 400, "bad_request"),
+            ("/logout?error=csrf", 403, "csrf"),
+        ] {
+            for accept in [None, Some("*/*"), Some("application/json")] {
+                let mut request = program.get(format!("{}{path}", app.url));
+                if let Some(accept) = accept {
+                    request = request.header("accept", accept);
+                }
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status().as_u16(), status, "{path}");
+                assert_eq!(response.headers()["content-type"], "application/json");
+                assert!(!response.headers().contains_key("x-failure-code"));
+                let body: serde_json::Value =
+                    serde_json::from_str(&response.text().await.unwrap()).unwrap();
+                assert_eq!(body["error"], code, "{path}: {body}");
+                assert!(!body["error_description"].as_str().unwrap().is_empty());
+            }
+            // A browser gets the page, without the header that named the failure.
+            let response = app
+                .client
+                .get(format!("{}{path}", app.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), status, "{path}");
+            assert!(!response.headers().contains_key("x-failure-code"));
+            assert!(response
+                .text()
+                .await
+                .unwrap()
+                .starts_with("<!DOCTYPE html>"));
+        }
     })
 }
 

@@ -59,8 +59,8 @@ pub async fn logout(csrf: String, everywhere: Option<String>) -> Result<(), Serv
 pub async fn current_visit() -> Result<Visit, ServerFnError> {
     let visitor = ssr::renewal::current_user().await?;
     let choices = match visitor {
-        Visitor::SignedIn(_) => Vec::new(),
-        _ => ssr::sign_in::choices().await,
+        Visitor::SignedIn(_) | Visitor::Unknown => Vec::new(),
+        Visitor::Anonymous | Visitor::SessionEnded => ssr::sign_in::choices().await,
     };
     Ok(Visit { visitor, choices })
 }

@@ -46,6 +46,10 @@ pub struct Config {
     pub database_url: String,
     /// Where sessions are kept: the database, or Redis at this URL (`SESSION_STORE=redis`).
     pub redis_url: Option<String>,
+    /// How long a call to the database or the session store may take (`STORE_TIMEOUT_MS`,
+    /// default 1000): a store that does not answer by then is unavailable, and the request says
+    /// so (a 503) instead of waiting.
+    pub store_timeout: Duration,
     /// Where the app is reached by browsers (scheme, host, port): the redirect URI's origin.
     pub public_origin: Url,
     pub session: SessionConfig,
@@ -129,10 +133,24 @@ impl Config {
             }
         };
 
+        let store_timeout = match var("STORE_TIMEOUT_MS") {
+            None => crate::db::DEFAULT_TIMEOUT,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    return Err(ConfigError::new(
+                        "STORE_TIMEOUT_MS",
+                        format!("\"{v}\" is not a positive number of milliseconds"),
+                    ))
+                }
+            },
+        };
+
         Ok(Self {
             providers,
             database_url,
             redis_url,
+            store_timeout,
             session: SessionConfig {
                 idle: seconds("SESSION_IDLE_SECONDS", 2 * 60 * 60)?,
                 absolute: seconds("SESSION_MAX_SECONDS", 24 * 60 * 60)?,
@@ -212,6 +230,8 @@ mod tests {
             ("OIDC_CLOCK_SKEW_SECONDS", "soon"),
             ("SESSION_STORE", "memcached"),
             ("SESSION_STORE", "redis"),
+            ("STORE_TIMEOUT_MS", "0"),
+            ("STORE_TIMEOUT_MS", "1s"),
         ] {
             let mut vars = vec![(name, value)];
             if name == "OIDC_ISSUER" {

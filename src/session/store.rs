@@ -6,7 +6,7 @@
 //! A session ended elsewhere (sign out everywhere, back-channel logout) while a request still
 //! holds it stays ended: saving only ever overwrites a session that still exists.
 
-use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -30,7 +30,7 @@ use tower_sessions_redis_store::{
 use super::{cache::Cache, changes};
 use crate::{
     config::ConfigError,
-    db::{on_db, Db},
+    db::{self, on_db, Db},
 };
 
 /// The session records and what the instances share beside them, with the records this
@@ -39,6 +39,8 @@ use crate::{
 pub struct Store {
     backend: Backend,
     cache: Arc<Cache>,
+    /// How long a call may wait for the store: then it fails, and the request says so.
+    timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -65,15 +67,31 @@ impl Store {
         Self {
             backend,
             cache: Arc::default(),
+            timeout: db::DEFAULT_TIMEOUT,
         }
+    }
+
+    /// Each call fails after `timeout` without an answer.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self { timeout, ..self }
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = session_store::Result<T>>,
+    ) -> session_store::Result<T> {
+        db::bounded(self.timeout, call, session_store::Error::Backend).await
     }
 
     /// Whether the store answers.
     pub async fn ping(&self) -> session_store::Result<()> {
-        match &self.backend {
-            Backend::Database(db) => db.ping().await.map_err(backend),
-            Backend::Redis(_, pool, _) => pool.ping::<()>(None).await.map_err(backend),
-        }
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => db.ping().await.map_err(backend),
+                Backend::Redis(_, pool, _) => pool.ping::<()>(None).await.map_err(backend),
+            }
+        })
+        .await
     }
 
     /// What this instance keeps in memory of sessions.
@@ -103,17 +121,18 @@ impl Store {
     }
 
     /// Sessions in Redis at `url`. Fails when Redis cannot be reached at start; later, a lost
-    /// connection is re-established in the background and a command waits at most 5 s.
-    pub async fn in_redis(url: &str) -> Result<Self, ConfigError> {
+    /// connection is re-established in the background (tried at least every half second) and a
+    /// call waits at most `timeout`.
+    pub async fn in_redis(url: &str, timeout: Duration) -> Result<Self, ConfigError> {
         let failed = |problem: String| ConfigError::new("REDIS_URL", problem);
         let config = RedisConfig::from_url(url).map_err(|e| failed(e.details().to_string()))?;
         let mut builder = Builder::from_config(config);
         builder
-            .with_performance_config(|c| c.default_command_timeout = Duration::from_secs(5))
+            .with_performance_config(|c| c.default_command_timeout = timeout)
             .with_connection_config(|c| c.connection_timeout = Duration::from_secs(5))
             .set_policy(
                 tower_sessions_redis_store::fred::types::config::ReconnectPolicy::new_exponential(
-                    0, 100, 5_000, 2,
+                    0, 50, 500, 2,
                 ),
             );
         let pool = builder
@@ -131,7 +150,8 @@ impl Store {
             RedisStore::new(pool.clone()),
             pool,
             subscriber,
-        )))
+        ))
+        .with_timeout(timeout))
     }
 
     /// Deletes expired sessions and shared rows, every `period`, for as long as the app runs.
@@ -175,28 +195,31 @@ impl Store {
         value: &str,
         redis_key: String,
     ) -> session_store::Result<usize> {
-        match &self.backend {
-            Backend::Database(db) => {
-                let delete = format!(
-                    "DELETE FROM sessions WHERE issuer = $1 AND {column} = $2 RETURNING id"
-                );
-                let ended: Vec<String> = on_db!(db, pool => sqlx::query_scalar(&delete)
-                    .bind(issuer)
-                    .bind(value)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(backend))?;
-                // Other instances hear of it from the store; this one forgets at once.
-                let ids: Vec<Id> = ended.iter().filter_map(|id| id.parse().ok()).collect();
-                self.cache.forget(&ids);
-                Ok(ended.len())
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => {
+                    let delete = format!(
+                        "DELETE FROM sessions WHERE issuer = $1 AND {column} = $2 RETURNING id"
+                    );
+                    let ended: Vec<String> = on_db!(db, pool => sqlx::query_scalar(&delete)
+                        .bind(issuer)
+                        .bind(value)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(backend))?;
+                    // Other instances hear of it from the store; this one forgets at once.
+                    let ids: Vec<Id> = ended.iter().filter_map(|id| id.parse().ok()).collect();
+                    self.cache.forget(&ids);
+                    Ok(ended.len())
+                }
+                Backend::Redis(_, pool, _) => {
+                    let ids = end_indexed(pool, redis_key).await?;
+                    self.changed(pool, &ids).await;
+                    Ok(ids.len())
+                }
             }
-            Backend::Redis(_, pool, _) => {
-                let ids = end_indexed(pool, redis_key).await?;
-                self.changed(pool, &ids).await;
-                Ok(ids.len())
-            }
-        }
+        })
+        .await
     }
 
     /// Forgets the Redis sessions `ids` here, and tells the other instances.
@@ -231,23 +254,26 @@ impl Store {
         jti: &str,
         expires_at: i64,
     ) -> session_store::Result<bool> {
-        match &self.backend {
-            Backend::Database(db) => on_db!(db, pool => sqlx::query(
-                "INSERT INTO logout_tokens (issuer, jti, expires_at) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING")
-                .bind(issuer)
-                .bind(jti)
-                .bind(expires_at)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected() == 1)
-                .map_err(backend)),
-            Backend::Redis(_, pool, _) => {
-                let key = format!("{PREFIX}:jti:{issuer}\n{jti}");
-                let until = expires_at.max(Utc::now().timestamp() + 1);
-                set_if_absent(pool, key, "1", until).await
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => on_db!(db, pool => sqlx::query(
+                    "INSERT INTO logout_tokens (issuer, jti, expires_at) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING")
+                    .bind(issuer)
+                    .bind(jti)
+                    .bind(expires_at)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected() == 1)
+                    .map_err(backend)),
+                Backend::Redis(_, pool, _) => {
+                    let key = format!("{PREFIX}:jti:{issuer}\n{jti}");
+                    let until = expires_at.max(Utc::now().timestamp() + 1);
+                    set_if_absent(pool, key, "1", until).await
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Claims the refresh that uses the refresh token hashed as `key`: `true` for the one
@@ -255,65 +281,76 @@ impl Store {
     pub async fn claim_refresh(&self, key: &str, ttl: Duration) -> session_store::Result<bool> {
         let now = Utc::now().timestamp();
         let expires_at = now + ttl.as_secs() as i64;
-        match &self.backend {
-            Backend::Database(db) => on_db!(db, pool => sqlx::query(
-                "INSERT INTO token_refreshes (token_hash, result, expires_at) VALUES ($1, NULL, $2)
-                 ON CONFLICT (token_hash) DO UPDATE SET result = NULL, expires_at = excluded.expires_at
-                 WHERE token_refreshes.expires_at < $3")
-                .bind(key)
-                .bind(expires_at)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected() == 1)
-                .map_err(backend)),
-            Backend::Redis(_, pool, _) => {
-                set_if_absent(pool, refresh_key(key), "", expires_at).await
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => on_db!(db, pool => sqlx::query(
+                    "INSERT INTO token_refreshes (token_hash, result, expires_at) VALUES ($1, NULL, $2)
+                     ON CONFLICT (token_hash) DO UPDATE SET result = NULL, expires_at = excluded.expires_at
+                     WHERE token_refreshes.expires_at < $3")
+                    .bind(key)
+                    .bind(expires_at)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected() == 1)
+                    .map_err(backend)),
+                Backend::Redis(_, pool, _) => {
+                    set_if_absent(pool, refresh_key(key), "", expires_at).await
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Publishes the result of a claimed refresh to the requests waiting for it.
     pub async fn finish_refresh(&self, key: &str, result: &str) -> session_store::Result<()> {
-        match &self.backend {
-            Backend::Database(db) => on_db!(db, pool => sqlx::query(
-                "UPDATE token_refreshes SET result = $2 WHERE token_hash = $1")
-                .bind(key)
-                .bind(result)
-                .execute(pool)
-                .await
-                .map(|_| ())
-                .map_err(backend)),
-            Backend::Redis(_, pool, _) => pool
-                .set::<(), _, _>(
-                    refresh_key(key),
-                    result,
-                    Some(Expiration::KEEPTTL),
-                    Some(SetOptions::XX),
-                    false,
-                )
-                .await
-                .map_err(backend),
-        }
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => on_db!(db, pool => sqlx::query(
+                    "UPDATE token_refreshes SET result = $2 WHERE token_hash = $1")
+                    .bind(key)
+                    .bind(result)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(backend)),
+                Backend::Redis(_, pool, _) => pool
+                    .set::<(), _, _>(
+                        refresh_key(key),
+                        result,
+                        Some(Expiration::KEEPTTL),
+                        Some(SetOptions::XX),
+                        false,
+                    )
+                    .await
+                    .map_err(backend),
+            }
+        })
+        .await
     }
 
     /// The result of the refresh claimed as `key`, once it has one.
     pub async fn refresh_result(&self, key: &str) -> session_store::Result<Option<String>> {
-        match &self.backend {
-            Backend::Database(db) => on_db!(db, pool => sqlx::query_scalar::<_, Option<String>>(
-                "SELECT result FROM token_refreshes WHERE token_hash = $1 AND expires_at >= $2")
-                .bind(key)
-                .bind(Utc::now().timestamp())
-                .fetch_optional(pool)
-                .await
-                .map(Option::flatten)
-                .map_err(backend)),
-            Backend::Redis(_, pool, _) => pool
-                .get::<Option<String>, _>(refresh_key(key))
-                .await
-                .map(|r| r.filter(|r| !r.is_empty()))
-                .map_err(backend),
-        }
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => {
+                    on_db!(db, pool => sqlx::query_scalar::<_, Option<String>>(
+                    "SELECT result FROM token_refreshes WHERE token_hash = $1 AND expires_at >= $2")
+                    .bind(key)
+                    .bind(Utc::now().timestamp())
+                    .fetch_optional(pool)
+                    .await
+                    .map(Option::flatten)
+                    .map_err(backend))
+                }
+                Backend::Redis(_, pool, _) => pool
+                    .get::<Option<String>, _>(refresh_key(key))
+                    .await
+                    .map(|r| r.filter(|r| !r.is_empty()))
+                    .map_err(backend),
+            }
+        })
+        .await
     }
 
     /// In Redis, notes whose the session is (sets by subject and by `sid`), until it expires.
@@ -423,49 +460,55 @@ fn refresh_key(key: &str) -> String {
 #[async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match &self.backend {
-            Backend::Database(db) => loop {
-                let insert =
-                    "INSERT INTO sessions (id, data, expires_at, issuer, subject, provider_sid)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
-                if write_row(db, insert, record).await? == 1 {
-                    return Ok(());
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => loop {
+                    let insert =
+                        "INSERT INTO sessions (id, data, expires_at, issuer, subject, provider_sid)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
+                    if write_row(db, insert, record).await? == 1 {
+                        return Ok(());
+                    }
+                    record.id = Id::default(); // taken (vanishingly rare): another
+                },
+                Backend::Redis(records, pool, _) => {
+                    records.create(record).await?;
+                    Self::index(pool, record).await
                 }
-                record.id = Id::default(); // taken (vanishingly rare): another
-            },
-            Backend::Redis(records, pool, _) => {
-                records.create(record).await?;
-                Self::index(pool, record).await
             }
-        }
+        })
+        .await
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match &self.backend {
-            // An UPDATE: a session deleted meanwhile is not written back.
-            // (Other instances hear of it from the store's triggers; this one forgets at once.)
-            Backend::Database(db) => {
-                let update = "UPDATE sessions SET data = $2, expires_at = $3, issuer = $4,
-                     subject = $5, provider_sid = $6 WHERE id = $1";
-                let written = write_row(db, update, record).await;
-                self.cache.forget(&[record.id]);
-                written.map(|_| ())
-            }
-            // The Redis store overwrites existing keys only, and fails (it cannot read Redis's
-            // nil as "not written") when the key is gone: the session was ended meanwhile.
-            Backend::Redis(records, pool, _) => match records.save(record).await {
-                Err(e) if records.load(&record.id).await?.is_none() => {
-                    tracing::debug!(error = %e, "session ended while in use; not saved");
+        self.bounded(async {
+            match &self.backend {
+                // An UPDATE: a session deleted meanwhile is not written back.
+                // (Other instances hear of it from the store's triggers; this one forgets at once.)
+                Backend::Database(db) => {
+                    let update = "UPDATE sessions SET data = $2, expires_at = $3, issuer = $4,
+                         subject = $5, provider_sid = $6 WHERE id = $1";
+                    let written = write_row(db, update, record).await;
                     self.cache.forget(&[record.id]);
-                    Ok(())
+                    written.map(|_| ())
                 }
-                Err(e) => Err(e),
-                Ok(()) => {
-                    self.changed(pool, &[record.id]).await;
-                    Self::index(pool, record).await
-                }
-            },
-        }
+                // The Redis store overwrites existing keys only, and fails (it cannot read Redis's
+                // nil as "not written") when the key is gone: the session was ended meanwhile.
+                Backend::Redis(records, pool, _) => match records.save(record).await {
+                    Err(e) if records.load(&record.id).await?.is_none() => {
+                        tracing::debug!(error = %e, "session ended while in use; not saved");
+                        self.cache.forget(&[record.id]);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        self.changed(pool, &[record.id]).await;
+                        Self::index(pool, record).await
+                    }
+                },
+            }
+        })
+        .await
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
@@ -481,55 +524,61 @@ impl SessionStore for Store {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match &self.backend {
-            Backend::Database(db) => {
-                let deleted = on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE id = $1")
-                    .bind(id.to_string())
-                    .execute(pool)
-                    .await
-                    .map(|_| ())
-                    .map_err(backend));
-                self.cache.forget(&[*id]);
-                deleted
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => {
+                    let deleted = on_db!(db, pool => sqlx::query("DELETE FROM sessions WHERE id = $1")
+                        .bind(id.to_string())
+                        .execute(pool)
+                        .await
+                        .map(|_| ())
+                        .map_err(backend));
+                    self.cache.forget(&[*id]);
+                    deleted
+                }
+                // The id stays in its owner's sets until they expire: ending a session that is gone
+                // already does nothing.
+                Backend::Redis(records, pool, _) => {
+                    records.delete(id).await?;
+                    self.changed(pool, &[*id]).await;
+                    Ok(())
+                }
             }
-            // The id stays in its owner's sets until they expire: ending a session that is gone
-            // already does nothing.
-            Backend::Redis(records, pool, _) => {
-                records.delete(id).await?;
-                self.changed(pool, &[*id]).await;
-                Ok(())
-            }
-        }
+        })
+        .await
     }
 }
 
 impl Store {
     /// A session record as the store has it.
     async fn read(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match &self.backend {
-            Backend::Database(db) => {
-                let row: Option<(String, i64)> = on_db!(db, pool => sqlx::query_as(
-                    "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
-                    .bind(id.to_string())
-                    .bind(Utc::now().timestamp())
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(backend))?;
-                let Some((data, expires_at)) = row else {
-                    return Ok(None);
-                };
-                let data: HashMap<String, Value> = serde_json::from_str(&data)
-                    .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-                let expiry_date = OffsetDateTime::from_unix_timestamp(expires_at)
-                    .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-                Ok(Some(Record {
-                    id: *id,
-                    data,
-                    expiry_date,
-                }))
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => {
+                    let row: Option<(String, i64)> = on_db!(db, pool => sqlx::query_as(
+                        "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
+                        .bind(id.to_string())
+                        .bind(Utc::now().timestamp())
+                        .fetch_optional(pool)
+                        .await
+                        .map_err(backend))?;
+                    let Some((data, expires_at)) = row else {
+                        return Ok(None);
+                    };
+                    let data: HashMap<String, Value> = serde_json::from_str(&data)
+                        .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+                    let expiry_date = OffsetDateTime::from_unix_timestamp(expires_at)
+                        .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+                    Ok(Some(Record {
+                        id: *id,
+                        data,
+                        expiry_date,
+                    }))
+                }
+                Backend::Redis(records, _, _) => records.load(id).await,
             }
-            Backend::Redis(records, _, _) => records.load(id).await,
-        }
+        })
+        .await
     }
 }
 

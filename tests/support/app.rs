@@ -164,6 +164,33 @@ pub struct Page {
     pub set_cookie: Vec<String>,
 }
 
+impl Page {
+    /// The session id this answer set as the session cookie.
+    pub fn session_id(&self) -> String {
+        self.set_cookie
+            .iter()
+            .find_map(|c| c.strip_prefix("leptos_oidc_session="))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_owned()
+    }
+}
+
+/// A client that sends the session cookie `id` with every request, whatever the answers say (a
+/// second tab, a copied cookie), asking for `accept`.
+pub fn with_session(id: &str, accept: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let cookie = format!("leptos_oidc_session={id}");
+    headers.insert(reqwest::header::COOKIE, cookie.parse().unwrap());
+    headers.insert(reqwest::header::ACCEPT, accept.parse().unwrap());
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
 impl TestApp {
     /// The same app, seen from another browser (no cookies).
     pub fn in_another_browser(&self) -> TestApp {

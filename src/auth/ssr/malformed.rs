@@ -6,7 +6,7 @@
 use axum::{
     body::{to_bytes, Body},
     extract::Request,
-    http::{header, Method, StatusCode},
+    http::{Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
     Json,
@@ -15,7 +15,7 @@ use axum::{
 use crate::{
     config::CALLBACK_PATH,
     failure::{SignInFailure, SignOutFailure},
-    links,
+    json_errors, links,
 };
 
 /// A sign-out form is a token and a button: anything much larger is not one.
@@ -77,12 +77,7 @@ fn refuse(request: &Request, why: &str, page: String) -> Response {
         why,
         "malformed request refused"
     );
-    let wants_html = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    if wants_html {
+    if json_errors::wants_html(request.headers()) {
         return Redirect::to(&page).into_response();
     }
     let body = serde_json::json!({ "error": "invalid_request", "error_description": why });

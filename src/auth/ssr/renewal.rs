@@ -17,21 +17,26 @@ use crate::{
     visitor::Visitor,
 };
 
+/// Who is looking. A session store that does not answer makes the visitor unknown, never
+/// signed out.
 pub async fn current_user() -> Result<Visitor, ServerFnError> {
     let Ok(app) = app_state() else {
         return Ok(Visitor::Anonymous);
     };
     let session = leptos_axum::extract::<Session>().await?;
-    let Some(mut user) = session::current_user(&session, &app.config.session)
-        .await
-        .map_err(|e| ServerFnError::new(e.to_string()))?
-    else {
-        return Ok(Visitor::Anonymous);
+    let unknown = |e: tower_sessions::session::Error| {
+        tracing::error!(error = %e, "the session store did not answer");
+        Visitor::Unknown
+    };
+    let mut user = match session::current_user(&session, &app.config.session).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Ok(Visitor::Anonymous),
+        Err(e) => return Ok(unknown(e)),
     };
     if session::tokens_due(&user) && !renew_tokens(&app, &session, &mut user).await {
-        session::sign_out(&session)
-            .await
-            .map_err(|e| ServerFnError::new(e.to_string()))?;
+        if let Err(e) = session::sign_out(&session).await {
+            return Ok(unknown(e));
+        }
         tracing::info!(user_id = user.user_id, "session ended: tokens not renewed");
         return Ok(Visitor::SessionEnded);
     }
