@@ -56,7 +56,7 @@ pub async fn run() -> bool {
         }
     }
 
-    let providers = Providers::new(&config);
+    let providers = Providers::new(&config, &Default::default());
     for provider in providers.iter() {
         let variable = provider.variable("ISSUER");
         match bounded(provider.check()).await {

@@ -4,7 +4,7 @@
 //! show), [`links`] (the app's addresses), [`auth`] (the sign-in server functions), [`app`] (pages
 //! and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
 //! [`users`], [`session`], [`state`], [`page_cache`], [`json_errors`] (failure pages as JSON),
-//! [`health`], [`check`] (the `check` command), and [`server`], which wires them together.
+//! [`health`], [`metrics`], [`check`] (the `check` command), and [`server`], which wires them together.
 #![recursion_limit = "256"]
 
 pub mod failure;
@@ -24,6 +24,8 @@ pub mod db;
 pub mod health;
 #[cfg(feature = "ssr")]
 pub mod json_errors;
+#[cfg(feature = "ssr")]
+pub mod metrics;
 #[cfg(feature = "ssr")]
 pub mod oidc;
 #[cfg(feature = "ssr")]

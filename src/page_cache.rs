@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// The pages worth it. Only without a query: `/signin?error=...` says something particular.
-const PAGES: [&str; 4] = ["/", "/signin", "/profile", "/logout"];
+pub const PAGES: [&str; 4] = ["/", "/signin", "/profile", "/logout"];
 
 #[derive(Clone)]
 pub struct Pages {

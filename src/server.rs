@@ -7,13 +7,14 @@ use crate::{
     auth::ssr::{backchannel, malformed},
     config::{self, Config, ConfigError},
     db, health, json_errors,
+    metrics::{self, Metrics},
     oidc::Providers,
     page_cache, session,
     state::AppState,
     users::Users,
 };
 use axum::{
-    extract::Request,
+    extract::{Request, State},
     http::{header, HeaderValue},
     middleware::{self, Next},
     response::Response,
@@ -54,7 +55,9 @@ pub async fn run() -> Result<(), ConfigError> {
     let config = Config::from_env(leptos_options.site_addr)?;
     let addr = leptos_options.site_addr;
     let shutdown = config.shutdown;
+    let config_metrics_addr = config.metrics_addr;
     let state = start(config, leptos_options).await?;
+    let metrics = state.metrics.clone();
     let shutting_down = state.shutting_down.clone();
     let router = router(state);
     let cannot_listen = |e: std::io::Error| {
@@ -64,6 +67,9 @@ pub async fn run() -> Result<(), ConfigError> {
         .await
         .map_err(cannot_listen)?;
     tracing::info!("listening on http://{addr}");
+    if let Some(metrics_addr) = config_metrics_addr {
+        serve_metrics(metrics_addr, metrics).await?;
+    }
 
     let signalled = Arc::new(tokio::sync::Notify::new());
     let stop_accepting = {
@@ -98,11 +104,13 @@ pub async fn run() -> Result<(), ConfigError> {
 /// No provider is contacted here: the app starts, and serves its public pages, while providers
 /// are down.
 pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppState, ConfigError> {
+    let metrics = Arc::new(Metrics::default());
     let db = db::open(&config.database_url).await?;
     let sessions = match &config.redis_url {
         Some(url) => session::Store::in_redis(url, config.store_timeout).await?,
         None => session::Store::in_database(db.clone()).with_timeout(config.store_timeout),
-    };
+    }
+    .with_metrics(metrics.clone());
     sessions.listen_for_changes();
     // Expired sessions are deleted, not kept forever.
     tokio::spawn(
@@ -112,12 +120,15 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
     );
 
     let pending = session::PendingSignIns::from_database(&db, config.session.secure).await?;
-    let providers = Arc::new(Providers::new(&config));
+    let providers = Arc::new(Providers::new(&config, &metrics));
     providers.keep_fresh();
     Ok(AppState {
         leptos_options,
         providers,
-        users: Users::new(db.clone()).with_timeout(config.store_timeout),
+        users: Users::new(db.clone())
+            .with_timeout(config.store_timeout)
+            .with_metrics(metrics.clone()),
+        metrics,
         db,
         sessions,
         pending,
@@ -130,28 +141,39 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
 pub fn router(state: AppState) -> Router {
     let session_layer = session::layer(state.sessions.clone(), &state.config.session);
     let leptos_options = state.leptos_options.clone();
-    let routes = generate_route_list(App);
+    let pages = generate_route_list(App);
     // Server functions and every rendered page, the 404 page included, get the state: behind
     // an Arc, so that giving it to each request costs one counter, not a copy of every field.
     let context = {
         let state = Arc::new(state.clone());
         move || provide_context(state.clone())
     };
-    Router::new()
+    let mut router = Router::new()
         .route(
             "/backchannel-logout",
             axum::routing::post(backchannel::backchannel_logout),
         )
         .route("/healthz", axum::routing::get(health::healthz))
-        .route("/readyz", axum::routing::get(health::readyz))
-        .leptos_routes_with_context(&state, routes, context.clone(), {
+        .route("/readyz", axum::routing::get(health::readyz));
+    // Prometheus reads the metrics here, unless they have a listener of their own.
+    if state.config.metrics_addr.is_none() {
+        router = router.route("/metrics", axum::routing::get(metrics::serve));
+    }
+    let routes = router
+        .leptos_routes_with_context(&state, pages, context.clone(), {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
+        .route_layer(metrics::NoteRouteLayer)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,
         >(context, shell))
+        .with_state(state.clone());
+    // Around the whole router, not each route: a layer on the router itself would wrap every
+    // route, and `from_fn` clones what it wraps (the app's state included) on every request.
+    Router::new()
+        .fallback_service(routes)
         .layer(session_layer)
         // Before the session: a malformed request costs no session work.
         .layer(middleware::from_fn(malformed::refuse_malformed))
@@ -161,15 +183,23 @@ pub fn router(state: AppState) -> Router {
             page_cache::serve,
         ))
         .layer(middleware::from_fn(json_errors::for_programs))
-        .layer(middleware::from_fn(headers_and_log))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            headers_and_log,
+        ))
 }
 
 /// Security headers on every answer, `no-store` on pages (they may show who is signed in), a
 /// request id (`X-Request-Id`: the caller's when sane, else a new one) returned and carried by
-/// every log line made while serving, and one log line per request. The line has the path
-/// only: query strings carry codes and state.
-async fn headers_and_log(request: Request, next: Next) -> Response {
+/// every log line made while serving, one log line per request, and the request counted and
+/// timed by route. The line has the path only: query strings carry codes and state.
+async fn headers_and_log(
+    State(metrics): State<Arc<Metrics>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = metrics::RouteSlot::default();
+    request.extensions_mut().insert(route.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
@@ -199,7 +229,13 @@ async fn headers_and_log(request: Request, next: Next) -> Response {
     );
 
     let status = response.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    metrics.request(
+        metrics::route_of(&route, &path, &response, &page_cache::PAGES),
+        status,
+        took,
+    );
+    let ms = took.as_secs_f64() * 1000.0;
     let _serving = span.enter();
     if status >= 500 {
         tracing::error!(%method, %path, status, ms, "request");
@@ -237,6 +273,26 @@ fn request_id(headers: &axum::http::HeaderMap) -> String {
     });
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{prefix:016x}-{n:x}")
+}
+
+/// Serves `/metrics` alone on `addr`, for as long as the process runs.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+) -> Result<(), ConfigError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ConfigError::new("METRICS_ADDR", format!("cannot listen on {addr}: {e}")))?;
+    let router = Router::new()
+        .route("/metrics", axum::routing::get(metrics::serve))
+        .with_state(metrics);
+    tracing::info!("metrics on http://{addr}/metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -5,7 +5,7 @@ use std::sync::{atomic::AtomicBool, Arc};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use crate::{config::Config, db::Db, oidc::Providers, session, users::Users};
+use crate::{config::Config, db::Db, metrics::Metrics, oidc::Providers, session, users::Users};
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -16,6 +16,7 @@ pub struct AppState {
     pub users: Users,
     pub sessions: session::Store,
     pub pending: session::PendingSignIns,
+    pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: `/readyz` then answers 503.
     pub shutting_down: Arc<AtomicBool>,
 }

@@ -1,13 +1,14 @@
 //! Users: one record per identity (issuer and subject), created at the first sign-in and
 //! updated at each later one.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use serde_json::Value;
 
 use crate::{
     db::{self, on_db, Db},
+    metrics::Metrics,
     oidc::VerifiedUser,
 };
 
@@ -29,6 +30,8 @@ pub struct User {
 pub struct Users {
     db: Db,
     timeout: Duration,
+    /// Where failed calls are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Users {
@@ -36,7 +39,13 @@ impl Users {
         Self {
             db,
             timeout: db::DEFAULT_TIMEOUT,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Failed calls are counted in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     /// Each call fails after `timeout` without an answer.
@@ -48,10 +57,14 @@ impl Users {
         &self,
         call: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, sqlx::Error> {
-        db::bounded(self.timeout, call, |why| {
+        let result = db::bounded(self.timeout, call, |why| {
             sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
         })
-        .await
+        .await;
+        if result.is_err() {
+            self.metrics.store_error("database");
+        }
+        result
     }
 
     /// Creates the user at their first sign-in; updates their claims at each later one.

@@ -1,6 +1,7 @@
 //! The server binary as an operator starts it: a bad setting stops it with one line naming the
 //! variable, its log carries no colour codes when it goes to a file or a pipe, SIGTERM stops it
-//! without losing a request under way, and `leptos-oidc check` says what to fix.
+//! without losing a request under way, `leptos-oidc check` says what to fix, and `METRICS_ADDR`
+//! gives the metrics a listener of their own.
 
 mod support;
 
@@ -431,5 +432,39 @@ fn json_logs_carry_the_request_id_of_every_line_made_while_serving_it() {
         // The sign-in's line says who, never the code or a token.
         let text = serde_json::to_string(&logged).unwrap();
         assert!(!text.contains(&code), "the code reached the log");
+    })
+}
+
+/// With `METRICS_ADDR`, `/metrics` is served there alone, and not on the app's own address.
+#[test]
+fn metrics_addr_serves_the_metrics_on_a_listener_of_their_own() {
+    support::run(async {
+        let provider = support::TestProvider::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let metrics_addr = free_addr();
+        let (mut child, addr, _log) =
+            start_server(&dir, &provider.issuer, &[("METRICS_ADDR", &metrics_addr)]);
+        wait_until_listening(&addr).await;
+        wait_until_listening(&metrics_addr).await;
+        let get = |url: String| async move { reqwest::get(url).await.unwrap() };
+
+        assert_eq!(get(format!("http://{addr}/")).await.status(), 200);
+        assert_eq!(get(format!("http://{addr}/metrics")).await.status(), 404);
+        let metrics = get(format!("http://{metrics_addr}/metrics")).await;
+        assert_eq!(metrics.status(), 200);
+        let text = metrics.text().await.unwrap();
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let home = scrape.samples.iter().find(|s| {
+            s.metric == "leptos_oidc_http_requests_total"
+                && s.labels.get("route") == Some("/")
+                && s.labels.get("status") == Some("2xx")
+        });
+        assert!(
+            matches!(home.map(|s| &s.value), Some(prometheus_parse::Value::Untyped(n)) if *n == 1.0),
+            "{text}"
+        );
+        terminate(&child);
+        exited(&mut child, Duration::from_secs(5)).await;
     })
 }

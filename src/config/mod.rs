@@ -50,6 +50,9 @@ pub struct Config {
     /// default 1000): a store that does not answer by then is unavailable, and the request says
     /// so (a 503) instead of waiting.
     pub store_timeout: Duration,
+    /// Where `/metrics` is served on a listener of its own (`METRICS_ADDR`), so that it need
+    /// not be public; without it, `/metrics` is one of the app's routes.
+    pub metrics_addr: Option<SocketAddr>,
     /// Where the app is reached by browsers (scheme, host, port): the redirect URI's origin.
     pub public_origin: Url,
     pub session: SessionConfig,
@@ -146,8 +149,19 @@ impl Config {
             },
         };
 
+        let metrics_addr = match var("METRICS_ADDR") {
+            None => None,
+            Some(v) => Some(v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "METRICS_ADDR",
+                    format!("\"{v}\" is not an address and port, like 127.0.0.1:9090"),
+                )
+            })?),
+        };
+
         Ok(Self {
             providers,
+            metrics_addr,
             database_url,
             redis_url,
             store_timeout,
@@ -232,6 +246,7 @@ mod tests {
             ("SESSION_STORE", "redis"),
             ("STORE_TIMEOUT_MS", "0"),
             ("STORE_TIMEOUT_MS", "1s"),
+            ("METRICS_ADDR", "localhost"),
         ] {
             let mut vars = vec![(name, value)];
             if name == "OIDC_ISSUER" {

@@ -23,11 +23,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
 
 use super::{
-    http::{error_chain, ProviderHttp},
+    http::{error_chain, Endpoint, ProviderHttp},
     jwk::{self, KeySet},
     OidcError,
 };
-use crate::config::ProviderConfig;
+use crate::{config::ProviderConfig, metrics::Metrics};
 
 /// How often discovery metadata (and with it the keys) is fetched again in the background; the
 /// old copy stays in use while that fails, and the next try comes sooner.
@@ -110,9 +110,9 @@ pub(super) struct Discovery {
 }
 
 impl Discovery {
-    pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl) -> Self {
+    pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl, metrics: Arc<Metrics>) -> Self {
         Self {
-            http: ProviderHttp::new(config.timeout),
+            http: ProviderHttp::new(config.timeout, &config.id, metrics),
             config,
             redirect_uri,
             current: RwLock::new(None),
@@ -180,10 +180,10 @@ impl Discovery {
         // Checks that the document's issuer is exactly the configured one, and fetches the keys.
         let metadata = self
             .http
-            .bounded(Discovered::discover_async(
-                self.config.issuer.clone(),
-                &self.http.client,
-            ))
+            .bounded(
+                Endpoint::Discovery,
+                Discovered::discover_async(self.config.issuer.clone(), &self.http.client),
+            )
             .await?
             .map_err(|e| match e {
                 // The issuer in the document is not the configured one, or the like.
@@ -252,9 +252,13 @@ impl Discovery {
             return None;
         }
         *last = Some(Instant::now());
+        self.http.metrics().key_refetch(&self.config.id);
         let fetched = self
             .http
-            .bounded(KeySet::fetch_async(&current.jwks_uri, &self.http.client))
+            .bounded(
+                Endpoint::Keys,
+                KeySet::fetch_async(&current.jwks_uri, &self.http.client),
+            )
             .await;
         let jwks = match fetched {
             Ok(Ok(jwks)) => jwks,

@@ -1,20 +1,45 @@
 //! Calls to a provider: one pooled client per provider that never follows redirects (a
 //! redirecting endpoint must not send the app's credentials elsewhere), each call bounded in
-//! time so that a slow provider gives a 504 page, not a hang.
+//! time so that a slow provider gives a 504 page, not a hang, and counted and timed by endpoint.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use openidconnect::reqwest;
 
 use super::OidcError;
+use crate::metrics::Metrics;
 
 pub(super) struct ProviderHttp {
     pub client: reqwest::Client,
     timeout: Duration,
+    /// The provider's id, for the metrics.
+    provider: String,
+    metrics: Arc<Metrics>,
+}
+
+/// The provider endpoints the app calls (the metrics' `endpoint` label).
+#[derive(Clone, Copy)]
+pub(super) enum Endpoint {
+    /// The discovery document and the keys it names.
+    Discovery,
+    Keys,
+    Token,
+    Userinfo,
+}
+
+impl Endpoint {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Discovery => "discovery",
+            Self::Keys => "keys",
+            Self::Token => "token",
+            Self::Userinfo => "userinfo",
+        }
+    }
 }
 
 impl ProviderHttp {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration, provider: &str, metrics: Arc<Metrics>) -> Self {
         // The time for a whole call is bounded by `bounded`, which tells a slow provider (504)
         // from an unreachable one (503).
         let client = reqwest::ClientBuilder::new()
@@ -23,14 +48,34 @@ impl ProviderHttp {
             .user_agent(concat!("leptos-oidc/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client with these settings always builds");
-        Self { client, timeout }
+        Self {
+            client,
+            timeout,
+            provider: provider.to_owned(),
+            metrics,
+        }
     }
 
-    /// Bounds one call to the provider in time.
-    pub async fn bounded<T>(&self, call: impl Future<Output = T>) -> Result<T, OidcError> {
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| OidcError::Timeout(self.timeout))
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Bounds one call to the provider's `endpoint` in time, and counts it.
+    pub async fn bounded<T, E>(
+        &self,
+        endpoint: Endpoint,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<Result<T, E>, OidcError> {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.timeout, call).await;
+        let outcome = match &answer {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "error",
+            Err(_) => "timeout",
+        };
+        self.metrics
+            .provider_call(&self.provider, endpoint.label(), outcome, started.elapsed());
+        answer.map_err(|_| OidcError::Timeout(self.timeout))
     }
 }
 
@@ -52,12 +97,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_past_the_bound_is_a_timeout() {
-        let http = ProviderHttp::new(Duration::from_millis(50));
-        assert_eq!(http.bounded(async { 7 }).await.unwrap(), 7);
-        let slow = http
-            .bounded(tokio::time::sleep(Duration::from_secs(5)))
-            .await;
-        assert!(matches!(slow, Err(OidcError::Timeout(t)) if t == Duration::from_millis(50)));
+        let metrics = Arc::new(Metrics::default());
+        let http = ProviderHttp::new(Duration::from_millis(50), "acme", metrics.clone());
+        let quick = http.bounded(Endpoint::Token, async { Ok::<_, ()>(7) });
+        assert_eq!(quick.await.unwrap(), Ok(7));
+        let slow = http.bounded(Endpoint::Token, async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, ()>(())
+        });
+        assert!(matches!(slow.await, Err(OidcError::Timeout(t)) if t == Duration::from_millis(50)));
+        let text = metrics.render();
+        for outcome in ["ok", "timeout"] {
+            let line = format!("leptos_oidc_provider_calls_total{{provider=\"acme\",endpoint=\"token\",outcome=\"{outcome}\"}} 1");
+            assert!(text.contains(&line), "{text}");
+        }
     }
 
     #[test]

@@ -20,11 +20,11 @@ use url::Url;
 
 use super::{
     discovery::{Discovery, Metadata},
-    http::error_chain,
+    http::{error_chain, Endpoint},
     id_token::{self, Checked},
     jwt, logout_token, LogoutOrder, OidcError, PendingSignIn, Refreshed, Refusal, VerifiedUser,
 };
-use crate::config::ProviderConfig;
+use crate::{config::ProviderConfig, metrics::Metrics};
 
 pub struct Provider {
     config: ProviderConfig,
@@ -34,9 +34,14 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl, public_origin: Url) -> Self {
+    pub fn new(
+        config: ProviderConfig,
+        redirect_uri: RedirectUrl,
+        public_origin: Url,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
-            discovery: Arc::new(Discovery::new(config.clone(), redirect_uri)),
+            discovery: Arc::new(Discovery::new(config.clone(), redirect_uri, metrics)),
             config,
             post_logout: public_origin,
         }
@@ -138,7 +143,10 @@ impl Provider {
         let tokens = self
             .discovery
             .http
-            .bounded(request.request_async(&self.discovery.http.client))
+            .bounded(
+                Endpoint::Token,
+                request.request_async(&self.discovery.http.client),
+            )
             .await?
             .map_err(|e| token_error(e, OidcError::CodeRefused))?;
         check_token_type(&tokens)?;
@@ -158,7 +166,10 @@ impl Provider {
             let userinfo: CoreUserInfoClaims = self
                 .discovery
                 .http
-                .bounded(request.request_async(&self.discovery.http.client))
+                .bounded(
+                    Endpoint::Userinfo,
+                    request.request_async(&self.discovery.http.client),
+                )
                 .await?
                 .map_err(|e| match e {
                     UserInfoError::ClaimsVerification(e) => {
@@ -199,7 +210,10 @@ impl Provider {
         let tokens = self
             .discovery
             .http
-            .bounded(request.request_async(&self.discovery.http.client))
+            .bounded(
+                Endpoint::Token,
+                request.request_async(&self.discovery.http.client),
+            )
             .await?
             .map_err(|e| token_error(e, OidcError::TokenRefused))?;
         check_token_type(&tokens)?;

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use super::{logout_token, Provider};
-use crate::config::Config;
+use crate::{config::Config, metrics::Metrics};
 
 pub struct Providers(Vec<Arc<Provider>>);
 
 impl Providers {
-    pub fn new(config: &Config) -> Self {
+    /// The providers of `config`, their calls counted in `metrics`.
+    pub fn new(config: &Config, metrics: &Arc<Metrics>) -> Self {
         Self(
             config
                 .providers
@@ -19,6 +20,7 @@ impl Providers {
                         p.clone(),
                         config.redirect_uri.clone(),
                         config.public_origin.clone(),
+                        metrics.clone(),
                     ))
                 })
                 .collect(),
@@ -76,7 +78,7 @@ mod tests {
             vars.get(name).map(|v| v.to_string())
         })
         .unwrap();
-        Providers::new(&config)
+        Providers::new(&config, &Arc::default())
     }
 
     #[test]

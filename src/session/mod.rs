@@ -26,6 +26,7 @@ use tower_sessions::{
 
 use crate::{
     config::SessionConfig,
+    metrics::Metrics,
     oidc::{Refreshed, VerifiedUser},
     users::User,
     visitor::Profile,
@@ -169,10 +170,12 @@ pub async fn sign_in(session: &Session, user: &User, verified: VerifiedUser) -> 
         .await
 }
 
-/// The signed-in user, or `None`. A session past its idle or absolute lifetime ends here.
+/// The signed-in user, or `None`. A session past its idle or absolute lifetime ends here (and
+/// is counted in `metrics`).
 pub async fn current_user(
     session: &Session,
     config: &SessionConfig,
+    metrics: &Metrics,
 ) -> Result<Option<SessionUser>, Error> {
     let Some(mut user) = session.get::<SessionUser>(USER).await? else {
         return Ok(None);
@@ -181,6 +184,7 @@ pub async fn current_user(
     if now >= user.ends_at(config) {
         tracing::info!(user_id = user.user_id, "session expired");
         session.flush().await?;
+        metrics.sessions_ended("expiry", 1);
         return Ok(None);
     }
     if now >= user.touch_at(config) {

@@ -31,6 +31,7 @@ use super::{cache::Cache, changes};
 use crate::{
     config::ConfigError,
     db::{self, on_db, Db},
+    metrics::Metrics,
 };
 
 /// The session records and what the instances share beside them, with the records this
@@ -41,6 +42,8 @@ pub struct Store {
     cache: Arc<Cache>,
     /// How long a call may wait for the store: then it fails, and the request says so.
     timeout: Duration,
+    /// Where failed calls are counted.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +71,7 @@ impl Store {
             backend,
             cache: Arc::default(),
             timeout: db::DEFAULT_TIMEOUT,
+            metrics: Arc::default(),
         }
     }
 
@@ -76,11 +80,20 @@ impl Store {
         Self { timeout, ..self }
     }
 
+    /// Failed calls are counted in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Self { metrics, ..self }
+    }
+
     async fn bounded<T>(
         &self,
         call: impl Future<Output = session_store::Result<T>>,
     ) -> session_store::Result<T> {
-        db::bounded(self.timeout, call, session_store::Error::Backend).await
+        let result = db::bounded(self.timeout, call, session_store::Error::Backend).await;
+        if result.is_err() {
+            self.metrics.store_error("session_store");
+        }
+        result
     }
 
     /// Whether the store answers.

@@ -33,6 +33,20 @@ pub enum BackchannelError {
     Store(#[from] tower_sessions::session_store::Error),
 }
 
+impl BackchannelError {
+    /// Why it was refused, as the metrics count it.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::BadForm(_) => "bad_request",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::Token(e) if e.is_transient() => "provider_unavailable",
+            Self::Token(_) => "bad_token",
+            Self::Replayed => "replayed",
+            Self::Store(_) => "store_unavailable",
+        }
+    }
+}
+
 impl IntoResponse for BackchannelError {
     fn into_response(self) -> Response {
         let transient = match &self {
@@ -63,8 +77,12 @@ pub async fn backchannel_logout(
     form: Result<Form<LogoutTokenForm>, FormRejection>,
 ) -> Result<impl IntoResponse, BackchannelError> {
     let result = end_sessions(&app, form).await;
-    if let Err(e) = &result {
-        tracing::warn!(error = %e, "back-channel logout refused");
+    match &result {
+        Ok(()) => app.metrics.backchannel_logout("accepted"),
+        Err(e) => {
+            app.metrics.backchannel_logout(e.reason());
+            tracing::warn!(error = %e, "back-channel logout refused");
+        }
     }
     result.map(|()| ([(header::CACHE_CONTROL, "no-store")], ""))
 }
@@ -93,6 +111,7 @@ async fn end_sessions(
         (None, Some(subject)) => app.sessions.end_sessions_of(issuer, subject).await?,
         (None, None) => 0,
     };
+    app.metrics.sessions_ended("backchannel", ended);
     tracing::info!(
         provider = provider.id(),
         ended,

@@ -28,7 +28,7 @@ pub async fn current_user() -> Result<Visitor, ServerFnError> {
         tracing::error!(error = %e, "the session store did not answer");
         Visitor::Unknown
     };
-    let mut user = match session::current_user(&session, &app.config.session).await {
+    let mut user = match session::current_user(&session, &app.config.session, &app.metrics).await {
         Ok(Some(user)) => user,
         Ok(None) => return Ok(Visitor::Anonymous),
         Err(e) => return Ok(unknown(e)),
@@ -37,6 +37,7 @@ pub async fn current_user() -> Result<Visitor, ServerFnError> {
         if let Err(e) = session::sign_out(&session).await {
             return Ok(unknown(e));
         }
+        app.metrics.sessions_ended("renewal_refused", 1);
         tracing::info!(user_id = user.user_id, "session ended: tokens not renewed");
         return Ok(Visitor::SessionEnded);
     }
@@ -79,6 +80,11 @@ async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser)
     let renewal = match app.sessions.claim_refresh(&key, REFRESH_CLAIM).await {
         Ok(true) => {
             let renewal = refresh(provider, user, &refresh_token).await;
+            app.metrics.renewal(match renewal {
+                Renewal::Renewed(_) => "renewed",
+                Renewal::Refused => "refused",
+                Renewal::Later => "unreachable",
+            });
             let published = serde_json::to_string(&renewal).unwrap_or_default();
             if let Err(e) = app.sessions.finish_refresh(&key, &published).await {
                 tracing::warn!(error = %e, "token refresh result not shared");

@@ -17,6 +17,7 @@ pub async fn start(provider: Option<String>, return_to: Option<String>) -> Strin
         Ok(target) => target,
         Err(e) => {
             e.log("sign-in not started");
+            count_refusal(&e, provider.as_deref());
             failure_page(&e, provider.as_deref())
         }
     }
@@ -25,7 +26,7 @@ pub async fn start(provider: Option<String>, return_to: Option<String>) -> Strin
 async fn start_sign_in(provider: Option<&str>, return_to: &str) -> Result<String, AuthError> {
     let app = app_state()?;
     let session = session().await?;
-    if sessions::current_user(&session, &app.config.session)
+    if sessions::current_user(&session, &app.config.session, &app.metrics)
         .await?
         .is_some()
     {
@@ -44,6 +45,7 @@ async fn start_sign_in(provider: Option<&str>, return_to: &str) -> Result<String
     };
     let (url, pending) = provider.begin(return_to.to_owned()).await?;
     set_cookies(app.pending.add(&request_headers().await, &pending));
+    app.metrics.sign_in_started(provider.id());
     tracing::info!(
         provider = provider.id(),
         "sign-in started; redirecting to the provider"
@@ -79,6 +81,7 @@ pub async fn finish(
         Ok(target) => target,
         Err(e) => {
             e.log("sign-in refused");
+            count_refusal(&e, provider.as_deref());
             failure_page(&e, provider.as_deref())
         }
     }
@@ -100,7 +103,9 @@ async fn finish_sign_in(
     let Some(pending) = pending else {
         // A stale tab, or a replay, arriving when the user is signed in already: show them
         // their page rather than an error.
-        if let Some(user) = sessions::current_user(&session, &app.config.session).await? {
+        if let Some(user) =
+            sessions::current_user(&session, &app.config.session, &app.metrics).await?
+        {
             tracing::info!(
                 user_id = user.user_id,
                 "callback without a pending sign-in; already signed in"
@@ -122,8 +127,19 @@ async fn finish_sign_in(
         provider.id(),
         app.config.session.secure,
     )]);
+    app.metrics.sign_in_completed(provider.id());
     tracing::info!(user_id = user.id, provider = provider.id(), "signed in");
     Ok(return_to)
+}
+
+/// Counts a sign-in refused for `e`, under its provider when that is a configured one (never a
+/// name a caller made up) and the failure's code.
+fn count_refusal(e: &AuthError, provider: Option<&str>) {
+    if let Ok(app) = app_state() {
+        let provider = provider.and_then(|id| app.providers.by_id(id));
+        app.metrics
+            .sign_in_refused(provider.map_or("", |p| p.id()), e.failure().code());
+    }
 }
 
 /// The page that tells of `e`; with several providers, it names the one to try again.

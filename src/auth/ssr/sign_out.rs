@@ -46,7 +46,8 @@ pub async fn sign_out(csrf: String, everywhere: bool) -> String {
 async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutError> {
     let app = app_state()?;
     let session = session().await?;
-    let Some(user) = sessions::current_user(&session, &app.config.session).await? else {
+    let Some(user) = sessions::current_user(&session, &app.config.session, &app.metrics).await?
+    else {
         return Ok("/".into());
     };
     if !same_origin(&request_headers().await, app.config.public_origin.as_str())
@@ -61,7 +62,10 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
             .sessions
             .end_sessions_of(&user.issuer, &user.subject)
             .await?;
+        app.metrics.sessions_ended("everywhere", ended);
         tracing::info!(user_id = user.user_id, ended, "signed out everywhere");
+    } else {
+        app.metrics.sessions_ended("sign_out", 1);
     }
     sessions::sign_out(&session).await?;
     tracing::info!(user_id = user.user_id, "signed out");
