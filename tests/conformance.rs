@@ -358,17 +358,8 @@ fn rp_init_logout() {
 /// back-channel logout endpoint as the provider would. Returns the answer and the app.
 async fn back_channel(token: impl FnOnce(&str) -> String) -> (reqwest::Response, TestApp) {
     let (app, provider) = assert_accepted(Behaviour::default()).await;
-    let answer = post_logout_token(&app, &token(&provider.issuer)).await;
+    let answer = app.post_logout_token(&token(&provider.issuer)).await;
     (answer, app)
-}
-
-async fn post_logout_token(app: &TestApp, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}/backchannel-logout", app.url))
-        .form(&[("logout_token", token)])
-        .send()
-        .await
-        .unwrap()
 }
 
 /// A logout token signed as the provider signs, with these changes to a valid one's claims.
@@ -508,10 +499,10 @@ fn x_backchannel_replay() {
     run(async {
         let (app, provider) = assert_accepted(Behaviour::default()).await;
         let token = logout_token(&provider.issuer, &[]);
-        assert_eq!(post_logout_token(&app, &token).await.status(), 200);
+        assert_eq!(app.post_logout_token(&token).await.status(), 200);
         assert!(!app.signed_in().await);
         app.sign_in(&provider).await;
-        assert_logout_refused(post_logout_token(&app, &token).await, &app).await;
+        assert_logout_refused(app.post_logout_token(&token).await, &app).await;
     })
 }
 
@@ -565,7 +556,7 @@ fn x_backchannel_not_a_token() {
             .await
             .unwrap();
         assert_logout_refused(empty, &app).await;
-        assert_logout_refused(post_logout_token(&app, "garbage").await, &app).await;
+        assert_logout_refused(app.post_logout_token("garbage").await, &app).await;
     })
 }
 
@@ -594,7 +585,7 @@ fn x_backchannel_sub_only() {
         other.sign_in(&provider).await;
         assert!(other.signed_in().await);
         let token = logout_token(&provider.issuer, &[("sid", Value::Null)]);
-        assert_eq!(post_logout_token(&app, &token).await.status(), 200);
+        assert_eq!(app.post_logout_token(&token).await.status(), 200);
         assert!(!app.signed_in().await);
         assert!(!other.signed_in().await);
     })

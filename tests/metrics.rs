@@ -46,17 +46,6 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     found.first().copied().unwrap_or(0.0)
 }
 
-async fn back_channel_logout(app: &TestApp, token: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{}/backchannel-logout", app.url))
-        .form(&[("logout_token", token)])
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[test]
 fn metrics_count_sign_ins_refusals_renewals_logouts_and_requests() {
     run(async {
@@ -91,8 +80,8 @@ fn metrics_count_sign_ins_refusals_renewals_logouts_and_requests() {
         assert_eq!(provider.refresh_requests(), 1);
         // The back-channel logout, and its replay.
         let token = sign_jwt(&Signer::default(), &logout_claims(&provider.issuer));
-        assert_eq!(back_channel_logout(&app, &token).await, 200);
-        assert_eq!(back_channel_logout(&app, &token).await, 400);
+        assert_eq!(app.post_logout_token(&token).await.status(), 200);
+        assert_eq!(app.post_logout_token(&token).await.status(), 400);
         assert!(!app.signed_in().await);
 
         let scrape = scrape(&app).await;

@@ -229,15 +229,6 @@ fn a_provider_that_promises_iss_must_send_it() {
     })
 }
 
-async fn post_logout_token(app: &TestApp, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}/backchannel-logout", app.url))
-        .form(&[("logout_token", token)])
-        .send()
-        .await
-        .unwrap()
-}
-
 #[test]
 fn back_channel_logout_from_each_provider_ends_only_its_sessions() {
     run(async {
@@ -254,25 +245,29 @@ fn back_channel_logout_from_each_provider_ends_only_its_sessions() {
         let mut forged = globex.logout_claims();
         forged["iss"] = acme.issuer.clone().into();
         forged["aud"] = support::CLIENT_ID.into();
-        let answer = post_logout_token(&app, &sign_jwt(&globex_keys().signer, &forged)).await;
+        let answer = app
+            .post_logout_token(&sign_jwt(&globex_keys().signer, &forged))
+            .await;
         assert_eq!(answer.status(), 400);
         assert!(x.signed_in().await, "a forged token ended Acme's session");
 
         // A token from an issuer nobody configured: refused.
         let mut stranger = globex.logout_claims();
         stranger["iss"] = "https://stranger.example".into();
-        let answer = post_logout_token(&app, &sign_jwt(&globex_keys().signer, &stranger)).await;
+        let answer = app
+            .post_logout_token(&sign_jwt(&globex_keys().signer, &stranger))
+            .await;
         assert_eq!(answer.status(), 400);
 
         // Globex's own: its session ends, Acme's lives on.
         let token = sign_jwt(&globex_keys().signer, &globex.logout_claims());
-        assert_eq!(post_logout_token(&app, &token).await.status(), 200);
+        assert_eq!(app.post_logout_token(&token).await.status(), 200);
         assert!(!y.signed_in().await, "Globex's session lives on");
         assert!(x.signed_in().await, "Acme's session ended too");
 
         // Acme's own: its session ends.
         let token = sign_jwt(&Signer::default(), &acme.logout_claims());
-        assert_eq!(post_logout_token(&app, &token).await.status(), 200);
+        assert_eq!(app.post_logout_token(&token).await.status(), 200);
         assert!(!x.signed_in().await);
     })
 }

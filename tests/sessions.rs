@@ -42,13 +42,7 @@ async fn sign_out(app: &TestApp, everywhere: bool) {
 /// The provider's back-channel logout of Alice's provider session, posted to `app`.
 async fn back_channel_logout(app: &TestApp, provider: &TestProvider) {
     let token = sign_jwt(&Signer::default(), &logout_claims(&provider.issuer));
-    let answer = reqwest::Client::new()
-        .post(format!("{}/backchannel-logout", app.url))
-        .form(&[("logout_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    assert_eq!(app.post_logout_token(&token).await.status(), 200);
 }
 
 /// Signs in through instance A, sees the profile through B, signs out on B: A no longer shows it.

@@ -261,6 +261,16 @@ impl TestApp {
         page(request.send().await.unwrap()).await
     }
 
+    /// A provider's back-channel logout: `token` posted as a provider posts it (no cookies).
+    pub async fn post_logout_token(&self, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/backchannel-logout", self.url))
+            .form(&[("logout_token", token)])
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `/login`, answered by the provider: the provider's authorization URL.
     pub async fn start_sign_in(&self, path: &str) -> String {
         let page = self.get(path).await;
