@@ -4,7 +4,7 @@
 //! show), [`links`] (the app's addresses), [`auth`] (the sign-in server functions), [`app`] (pages
 //! and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
 //! [`users`], [`session`], [`state`], [`page_cache`], [`json_errors`] (failure pages as JSON),
-//! [`health`], [`metrics`], [`check`] (the `check` command), and [`server`], which wires them together.
+//! [`health`], [`metrics`], [`traces`], [`check`] (the `check` command), and [`server`], which wires them together.
 #![recursion_limit = "256"]
 
 pub mod failure;
@@ -36,6 +36,8 @@ pub mod server;
 pub mod session;
 #[cfg(feature = "ssr")]
 pub mod state;
+#[cfg(feature = "ssr")]
+pub mod traces;
 #[cfg(feature = "ssr")]
 pub mod users;
 

@@ -28,11 +28,18 @@ async fn main() -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     }
-    if let Err(err) = leptos_oidc::server::init_tracing() {
-        eprintln!("error: {err}");
-        return ExitCode::FAILURE;
+    let traces = match leptos_oidc::server::init_tracing() {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = leptos_oidc::server::run().await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
     }
-    match leptos_oidc::server::run().await {
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

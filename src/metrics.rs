@@ -385,11 +385,28 @@ pub fn route_of(
     "unmatched"
 }
 
+/// The router's route templates, known before any request matched them.
+pub fn know_routes<'a>(templates: impl IntoIterator<Item = &'a str>) {
+    for template in templates {
+        intern(template);
+    }
+}
+
+/// The route template that is this very path (`/profile`), when there is one: what a request
+/// can be named by before the router has matched it.
+pub fn known_route(path: &str) -> Option<&'static str> {
+    templates().read().expect("not poisoned").get(path).copied()
+}
+
+fn templates() -> &'static RwLock<HashSet<&'static str>> {
+    static TEMPLATES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    TEMPLATES.get_or_init(RwLock::default)
+}
+
 /// A route template as a label that lives as long as the process: there are only as many as
 /// the router has routes.
 fn intern(template: &str) -> &'static str {
-    static TEMPLATES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
-    let templates = TEMPLATES.get_or_init(RwLock::default);
+    let templates = templates();
     if let Some(known) = templates.read().expect("not poisoned").get(template) {
         return known;
     }

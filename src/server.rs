@@ -11,6 +11,7 @@ use crate::{
     oidc::Providers,
     page_cache, session,
     state::AppState,
+    traces::{self, Traces},
     users::Users,
 };
 use axum::{
@@ -26,25 +27,33 @@ use tracing::Instrument;
 
 /// Logs to standard output: readable lines, in colour only on a terminal, or with
 /// `LOG_FORMAT=json` one JSON object per line (time, level, target, message and fields, and the
-/// request's id). `RUST_LOG` chooses what (default: this app at info, the rest at warn).
-pub fn init_tracing() -> Result<(), ConfigError> {
+/// request's id). `RUST_LOG` chooses what (default: this app at info, the rest at warn). With
+/// the OpenTelemetry variables set, spans are exported too ([`traces`]): flush them with
+/// [`Traces::shutdown`] before exiting.
+pub fn init_tracing() -> Result<Option<Traces>, ConfigError> {
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, Layer};
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "warn,leptos_oidc=info".into());
-    let log = tracing_subscriber::fmt().with_env_filter(filter);
-    match std::env::var("LOG_FORMAT").unwrap_or_default().trim() {
-        "" | "text" => log.with_ansi(std::io::stdout().is_terminal()).init(),
+    let log = tracing_subscriber::fmt::layer();
+    let log = match std::env::var("LOG_FORMAT").unwrap_or_default().trim() {
+        "" | "text" => log.with_ansi(std::io::stdout().is_terminal()).boxed(),
         "json" => log
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .init(),
+            .boxed(),
         other => {
             let problem = format!("\"{other}\" is neither text nor json");
             return Err(ConfigError::new("LOG_FORMAT", problem));
         }
-    }
-    Ok(())
+    };
+    let (exported, traces) = traces::layer()?.unzip();
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(exported)
+        .init();
+    Ok(traces)
 }
 
 /// Reads the configuration and serves until Ctrl-C or SIGTERM, then shuts down as
@@ -142,6 +151,13 @@ pub fn router(state: AppState) -> Router {
     let session_layer = session::layer(state.sessions.clone(), &state.config.session);
     let leptos_options = state.leptos_options.clone();
     let pages = generate_route_list(App);
+    metrics::know_routes(
+        pages
+            .iter()
+            .map(|page| page.path())
+            .chain(leptos::server_fn::axum::server_fn_paths().map(|(path, _)| path))
+            .chain(["/backchannel-logout", "/healthz", "/readyz", "/metrics"]),
+    );
     // Server functions and every rendered page, the 404 page included, get the state: behind
     // an Arc, so that giving it to each request costs one counter, not a copy of every field.
     let context = {
@@ -198,13 +214,30 @@ async fn headers_and_log(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let route = metrics::RouteSlot::default();
-    request.extensions_mut().insert(route.clone());
+    let matched = metrics::RouteSlot::default();
+    request.extensions_mut().insert(matched.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
     let id = request_id(request.headers());
-    let span = tracing::info_span!("request", request_id = %id);
+    let traced = traces::on();
+    // Traces name a request by its method and route (its path, when that is a route; the
+    // method alone until the router has matched one), as OpenTelemetry's conventions do.
+    let name = traced.then(|| match metrics::known_route(&path) {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_string(),
+    });
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        otel.name = name,
+        http.request.method = traced.then(|| method.as_str()),
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if traced {
+        traces::continue_trace(&span, request.headers());
+    }
     let mut response = next.run(request).instrument(span.clone()).await;
 
     let headers = response.headers_mut();
@@ -230,11 +263,12 @@ async fn headers_and_log(
 
     let status = response.status().as_u16();
     let took = started.elapsed();
-    metrics.request(
-        metrics::route_of(&route, &path, &response, &page_cache::PAGES),
-        status,
-        took,
-    );
+    let route = metrics::route_of(&matched, &path, &response, &page_cache::PAGES);
+    metrics.request(route, status, took);
+    if traced {
+        span.record("http.route", route);
+        span.record("http.response.status_code", status);
+    }
     let ms = took.as_secs_f64() * 1000.0;
     let _serving = span.enter();
     if status >= 500 {

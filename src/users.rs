@@ -5,6 +5,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::{
     db::{self, on_db, Db},
@@ -57,9 +58,11 @@ impl Users {
         &self,
         call: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, sqlx::Error> {
+        let span = tracing::debug_span!("store call", store = "database");
         let result = db::bounded(self.timeout, call, |why| {
             sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
         })
+        .instrument(span)
         .await;
         if result.is_err() {
             self.metrics.store_error("database");

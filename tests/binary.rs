@@ -468,3 +468,140 @@ fn metrics_addr_serves_the_metrics_on_a_listener_of_their_own() {
         exited(&mut child, Duration::from_secs(5)).await;
     })
 }
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT`, a whole sign-in, a renewal and a sign-out go out as
+/// traces to an OTLP receiver: the callback's request span continues the caller's trace, the
+/// calls to the provider and the stores are its descendants, and the provider is sent the
+/// `traceparent`. Neither the JSON log nor any span carries a code, a token, the client secret
+/// or the session cookie.
+#[test]
+fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
+    support::run(async {
+        let receiver = support::otlp::OtlpReceiver::start().await;
+        let provider = support::TestProvider::start().await;
+        // Access tokens of 4 s with refresh tokens: a renewal within the test.
+        provider.set_behaviour(support::Behaviour {
+            refresh_tokens: true,
+            expires_in: Some(4),
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, addr, log) = start_server(
+            &dir,
+            &provider.issuer,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
+                ("LOG_FORMAT", "json"),
+                ("RUST_LOG", "warn,leptos_oidc=debug"),
+            ],
+        );
+        wait_until_listening(&addr).await;
+
+        // The sign-in, its callback sent as part of a trace of the caller's.
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let caller_span = "00f067aa0ba902b7";
+        let browser = support::browser();
+        let (callback, _) = start_sign_in(&browser, &addr, &provider).await;
+        let signed_in = browser
+            .get(callback)
+            .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.status(), 302);
+        let cookie = signed_in
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|c| c.to_str().ok()?.strip_prefix("leptos_oidc_session="))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+            .next()
+            .expect("a session cookie");
+        // The renewal, on the first view once the token is due; then the sign-out.
+        tokio::time::sleep(Duration::from_millis(3200)).await;
+        let profile = browser
+            .get(format!("http://{addr}/profile"))
+            .send()
+            .await
+            .unwrap();
+        let profile = profile.text().await.unwrap();
+        assert_eq!(provider.refresh_requests(), 1);
+        let csrf_at = profile.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = &profile[csrf_at..csrf_at + profile[csrf_at..].find('"').unwrap()];
+        let out = browser
+            .post(format!("http://{addr}/logout"))
+            .header("origin", format!("http://{addr}"))
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status(), 302);
+
+        // SIGTERM: the spans still waiting are sent before the process exits.
+        terminate(&child);
+        assert!(exited(&mut child, Duration::from_secs(10)).await.success());
+        let spans = receiver.spans();
+        let hex = |id: &[u8]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let callback = spans
+            .iter()
+            .find(|s| s.name == "GET /authorization-code/callback")
+            .unwrap_or_else(|| {
+                panic!(
+                    "no callback span in {:?}",
+                    spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+                )
+            });
+        assert_eq!(
+            hex(&callback.trace_id),
+            trace_id,
+            "the caller's trace is not continued"
+        );
+        assert_eq!(hex(&callback.parent_span_id), caller_span);
+        assert_eq!(
+            support::otlp::attribute(callback, "http.route").as_deref(),
+            Some("/authorization-code/callback")
+        );
+        // Every span of the trace leads up to the callback's.
+        let of_trace: Vec<_> = spans
+            .iter()
+            .filter(|s| s.trace_id == callback.trace_id)
+            .collect();
+        let under_callback = |span: &&opentelemetry_proto::tonic::trace::v1::Span| {
+            let mut parent = span.parent_span_id.clone();
+            while let Some(up) = of_trace.iter().find(|s| s.span_id == parent) {
+                if up.span_id == callback.span_id {
+                    return true;
+                }
+                parent = up.parent_span_id.clone();
+            }
+            false
+        };
+        for name in ["default token", "default userinfo", "store call"] {
+            assert!(
+                of_trace.iter().any(|s| s.name == name && under_callback(s)),
+                "no {name:?} span under the callback's"
+            );
+        }
+        let sent = provider.traceparents();
+        assert!(
+            sent.iter()
+                .any(|t| t.starts_with(&format!("00-{trace_id}-"))),
+            "the provider was not sent the trace: {sent:?}"
+        );
+        // The renewal has its trace too.
+        assert!(spans.iter().any(|s| s.name == "GET /profile"));
+
+        // Nothing secret, anywhere.
+        let mut secrets = provider.secrets();
+        secrets.extend([support::CLIENT_SECRET.to_owned(), cookie, csrf.to_owned()]);
+        assert!(secrets.len() >= 7, "{secrets:?}");
+        let mut told: Vec<String> = log.try_iter().collect();
+        told.extend(spans.iter().flat_map(support::otlp::span_text));
+        assert!(told.len() > 20, "{told:?}");
+        for secret in &secrets {
+            if let Some(line) = told.iter().find(|line| line.contains(secret.as_str())) {
+                panic!("{secret:?} was told: {line}");
+            }
+        }
+    })
+}

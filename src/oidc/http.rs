@@ -1,16 +1,33 @@
 //! Calls to a provider: one pooled client per provider that never follows redirects (a
 //! redirecting endpoint must not send the app's credentials elsewhere), each call bounded in
-//! time so that a slow provider gives a 504 page, not a hang, and counted and timed by endpoint.
+//! time so that a slow provider gives a 504 page, not a hang, counted and timed by endpoint,
+//! and traced (a span of its own, and the `traceparent` sent along).
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use openidconnect::reqwest;
+use openidconnect::{reqwest, AsyncHttpClient, HttpRequest};
+use tracing::Instrument;
 
 use super::OidcError;
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, traces};
+
+/// The HTTP client for a provider: reqwest's, adding the trace context to every request.
+pub(super) struct Client(reqwest::Client);
+
+impl<'c> AsyncHttpClient<'c> for Client {
+    type Error = <reqwest::Client as AsyncHttpClient<'c>>::Error;
+    type Future = <reqwest::Client as AsyncHttpClient<'c>>::Future;
+
+    fn call(&'c self, mut request: HttpRequest) -> Self::Future {
+        if traces::on() {
+            traces::inject(request.headers_mut());
+        }
+        self.0.call(request)
+    }
+}
 
 pub(super) struct ProviderHttp {
-    pub client: reqwest::Client,
+    pub client: Client,
     timeout: Duration,
     /// The provider's id, for the metrics.
     provider: String,
@@ -49,7 +66,7 @@ impl ProviderHttp {
             .build()
             .expect("an HTTP client with these settings always builds");
         Self {
-            client,
+            client: Client(client),
             timeout,
             provider: provider.to_owned(),
             metrics,
@@ -67,7 +84,15 @@ impl ProviderHttp {
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<Result<T, E>, OidcError> {
         let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(self.timeout, call).await;
+        let span = tracing::debug_span!(
+            "provider call",
+            otel.name = format!("{} {}", self.provider, endpoint.label()),
+            provider = %self.provider,
+            endpoint = endpoint.label(),
+        );
+        let answer = tokio::time::timeout(self.timeout, call)
+            .instrument(span)
+            .await;
         let outcome = match &answer {
             Ok(Ok(_)) => "ok",
             Ok(Err(_)) => "error",

@@ -26,6 +26,7 @@ use tower_sessions_redis_store::{
     },
     RedisStore,
 };
+use tracing::Instrument;
 
 use super::{cache::Cache, changes};
 use crate::{
@@ -89,7 +90,10 @@ impl Store {
         &self,
         call: impl Future<Output = session_store::Result<T>>,
     ) -> session_store::Result<T> {
-        let result = db::bounded(self.timeout, call, session_store::Error::Backend).await;
+        let span = tracing::debug_span!("store call", store = "session_store");
+        let result = db::bounded(self.timeout, call, session_store::Error::Backend)
+            .instrument(span)
+            .await;
         if result.is_err() {
             self.metrics.store_error("session_store");
         }

@@ -1,10 +1,11 @@
 //! Test harness, by role: [`provider`] (a small OpenID provider of our own that each test can
 //! make misbehave), [`jwt`] (its keys and signatures), [`stores`] (SQLite, PostgreSQL, Redis),
-//! and [`app`] (the app in-process, driven as a browser drives it).
+//! [`otlp`] (a trace receiver) and [`app`] (the app in-process, driven as a browser drives it).
 #![allow(dead_code, unused_imports)] // each test file uses its own part of the harness
 
 pub mod app;
 pub mod jwt;
+pub mod otlp;
 pub mod provider;
 pub mod stores;
 

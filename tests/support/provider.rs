@@ -109,6 +109,10 @@ struct ProviderState {
     /// Refresh tokens that still work.
     refresh_tokens: std::collections::HashSet<String>,
     issued: usize,
+    /// Every code and token handed out: what must never show in the app's logs or traces.
+    secrets: Vec<String>,
+    /// The `traceparent` of each call to the token and userinfo endpoints that had one.
+    traceparents: Vec<String>,
 }
 
 pub struct TestProvider {
@@ -185,6 +189,16 @@ impl TestProvider {
         self.state.lock().unwrap().jwks_requests
     }
 
+    /// Every code and token this provider handed out.
+    pub fn secrets(&self) -> Vec<String> {
+        self.state.lock().unwrap().secrets.clone()
+    }
+
+    /// The `traceparent` headers the app sent to the token and userinfo endpoints.
+    pub fn traceparents(&self) -> Vec<String> {
+        self.state.lock().unwrap().traceparents.clone()
+    }
+
     /// What the provider's login and consent pages would do: takes the app's authorization
     /// URL, checks it, and returns the code the provider redirects back with.
     pub fn authorize(&self, authorization_url: &str) -> String {
@@ -195,6 +209,7 @@ impl TestProvider {
         assert_eq!(q["code_challenge_method"], "S256");
         assert!(q["scope"].split(' ').any(|s| s == "openid"));
         let code = format!("code-{}", q["state"]);
+        self.state.lock().unwrap().secrets.push(code.clone());
         self.state.lock().unwrap().grants.insert(
             code.clone(),
             Grant {
@@ -246,6 +261,7 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    note_traceparent(&p, &headers);
     let (grant, behaviour) = {
         let mut state = p.state.lock().unwrap();
         state.token_requests += 1;
@@ -298,6 +314,11 @@ async fn token(
     if behaviour.tamper_signature {
         tamper_signature(&mut id_token);
     }
+    p.state
+        .lock()
+        .unwrap()
+        .secrets
+        .extend([access_token.clone(), id_token.clone()]);
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -329,6 +350,7 @@ fn new_refresh_token(p: &Shared) -> String {
     state.issued += 1;
     let token = format!("rt-{}-{}", state.issued, unique_name());
     state.refresh_tokens.insert(token.clone());
+    state.secrets.push(token.clone());
     token
 }
 
@@ -345,12 +367,18 @@ async fn refresh(p: &Shared, behaviour: &Behaviour, token: Option<&String>) -> R
     let access_token = format!("at-refreshed-{issued}");
     let mut claims = id_token_claims(p, &access_token);
     merge(&mut claims, &behaviour.refresh_id_token_claims);
+    let id_token = sign_jwt(&behaviour.signer, &claims);
+    p.state
+        .lock()
+        .unwrap()
+        .secrets
+        .extend([access_token.clone(), id_token.clone()]);
     Json(json!({
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": behaviour.expires_in.unwrap_or(300),
         "refresh_token": new_refresh_token(p),
-        "id_token": sign_jwt(&behaviour.signer, &claims),
+        "id_token": id_token,
     }))
     .into_response()
 }
@@ -375,7 +403,15 @@ fn logout_claims_of(issuer: &str, identity: &Identity) -> Value {
     })
 }
 
+fn note_traceparent(p: &Shared, headers: &HeaderMap) {
+    if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        let mut state = p.state.lock().unwrap();
+        state.traceparents.push(traceparent.to_owned());
+    }
+}
+
 async fn userinfo(State(p): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    note_traceparent(&p, &headers);
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
