@@ -10,6 +10,7 @@ use prometheus_parse::{Scrape, Value};
 use support::{
     logout_claims, run, sign_jwt, start_app_with, Behaviour, Signer, Stores, TestApp, TestProvider,
 };
+use tower_sessions::ExpiredDeletion;
 
 /// The app's metrics, parsed.
 async fn scrape(app: &TestApp) -> Scrape {
@@ -187,8 +188,25 @@ fn metrics_count_sign_ins_refusals_renewals_logouts_and_requests() {
     })
 }
 
-/// Without `METRICS_ADDR`, `/metrics` is one of the app's routes; the binary test checks the
-/// listener of its own.
+/// Sessions that expire unseen are counted when the store deletes them.
+#[test]
+fn expired_sessions_are_counted_when_deleted() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let vars = [("SESSION_IDLE_SECONDS", "2")];
+        let app = start_app_with(&provider.issuer, &Stores::sqlite(), &vars).await;
+        app.sign_in(&provider).await;
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        app.sessions.delete_expired().await.unwrap();
+        let expired = value(
+            &scrape(&app).await,
+            "leptos_oidc_sessions_ended_total",
+            &[("kind", "expiry")],
+        );
+        assert_eq!(expired, 1.0);
+    })
+}
+
 #[test]
 fn a_store_error_is_counted() {
     run(async {

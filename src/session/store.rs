@@ -611,12 +611,15 @@ impl ExpiredDeletion for Store {
         let log = matches!(db, Db::Sqlite(_)).then_some("session_changes");
         let tables = ["sessions", "logout_tokens", "token_refreshes"];
         for table in tables.into_iter().chain(log) {
-            on_db!(db, pool => sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
+            let deleted = on_db!(db, pool => sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
                 .bind(now)
                 .execute(pool)
                 .await
-                .map(|_| ())
+                .map(|done| done.rows_affected())
                 .map_err(backend))?;
+            if table == "sessions" && deleted > 0 {
+                self.metrics.sessions_ended("expiry", deleted as usize);
+            }
         }
         Ok(())
     }
