@@ -300,15 +300,32 @@ fn ProviderButtons(
 fn ProfilePage() -> impl IntoView {
     view! {
         <Title text="Profile" />
-        {with_visitor(|visitor| match visitor {
-            Visitor::SignedIn(user) => view! { <ProfileCard user=*user /> }.into_any(),
-            Visitor::SessionEnded => {
-                view! { <SignInRedirect return_to="/profile" ended=true /> }.into_any()
-            }
-            Visitor::Anonymous => view! { <SignInRedirect return_to="/profile" /> }.into_any(),
-            Visitor::Unknown => view! { <Unavailable /> }.into_any(),
-        })}
+        <RequireSignIn let:user>
+            <ProfileCard user />
+        </RequireSignIn>
     }
+}
+
+/// A page (or part of one) for signed-in users only: renders its children with the user, once
+/// known; nothing of them before. Anyone else is sent to sign in and brought back here: a 302
+/// from the server, a page load in the browser; a caller that does not ask for HTML (`fetch`,
+/// `curl`) gets a 401 with a JSON body instead. While the session store cannot say who is
+/// looking, the 503 page.
+#[component]
+pub fn RequireSignIn<C, V>(children: C) -> impl IntoView
+where
+    C: Fn(Profile) -> V + Send + Sync + Clone + 'static,
+    V: IntoView + 'static,
+{
+    let here = current_address();
+    with_visitor(move |visitor| match visitor {
+        Visitor::SignedIn(user) => children(*user).into_any(),
+        Visitor::SessionEnded => {
+            view! { <SignInRedirect return_to=here.clone() ended=true /> }.into_any()
+        }
+        Visitor::Anonymous => view! { <SignInRedirect return_to=here.clone() /> }.into_any(),
+        Visitor::Unknown => view! { <Unavailable /> }.into_any(),
+    })
 }
 
 #[component]
@@ -375,16 +392,24 @@ fn ProfileCard(user: Profile) -> impl IntoView {
 
 /// Sends a signed-out visitor to sign in, and back to `return_to` after: a 302 from the server,
 /// a page load in the browser. When their session has just `ended`, they go by the page that
-/// says so.
+/// says so. A caller that does not ask for HTML gets a 401 instead.
 #[component]
-fn SignInRedirect(return_to: &'static str, #[prop(optional)] ended: bool) -> impl IntoView {
+fn SignInRedirect(return_to: String, #[prop(optional)] ended: bool) -> impl IntoView {
     let url = if ended {
-        links::sign_in_page(Some(SignInFailure::SessionEnded), None, Some(return_to))
+        links::sign_in_page(Some(SignInFailure::SessionEnded), None, Some(&return_to))
     } else {
-        links::login(None, Some(return_to))
+        links::login(None, Some(&return_to))
     };
     #[cfg(feature = "ssr")]
-    leptos_axum::redirect(&url);
+    {
+        let asks_for_html = use_context::<axum::http::request::Parts>()
+            .is_none_or(|request| crate::json_errors::wants_html(&request.headers));
+        match (asks_for_html, ended) {
+            (true, _) => leptos_axum::redirect(&url),
+            (false, true) => set_failure(401, SignInFailure::SessionEnded.code()),
+            (false, false) => set_failure(401, crate::failure::sign_in_required::CODE),
+        }
+    }
     #[cfg(feature = "hydrate")]
     {
         let _ = window().location().set_href(&url);
@@ -461,12 +486,7 @@ fn Unavailable() -> impl IntoView {
             axum::http::HeaderValue::from_static("1"),
         );
     }
-    let location = leptos_router::hooks::use_location();
-    let here = format!(
-        "{}{}",
-        location.pathname.get_untracked(),
-        location.search.get_untracked()
-    );
+    let here = current_address();
     view! {
         <Title text=outage::TITLE />
         <section class="card error">
@@ -476,6 +496,20 @@ fn Unavailable() -> impl IntoView {
                 "Try again"
             </a>
         </section>
+    }
+}
+
+/// The address of the page being rendered: its path and query.
+fn current_address() -> String {
+    let location = leptos_router::hooks::use_location();
+    let (path, query) = (
+        location.pathname.get_untracked(),
+        location.search.get_untracked(),
+    );
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
     }
 }
 

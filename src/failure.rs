@@ -184,6 +184,13 @@ pub mod outage {
     pub const MESSAGE: &str = "This app cannot reach where it keeps sessions, so it cannot tell whether you are signed in. Nothing is lost: please try again in a moment.";
 }
 
+/// A page for signed-in users, asked for without a session by a caller that does not ask for
+/// HTML (a browser is sent to sign in instead).
+pub mod sign_in_required {
+    pub const CODE: &str = "sign_in_required";
+    pub const MESSAGE: &str = "This is for signed-in users: sign in first.";
+}
+
 /// No page at the address asked for.
 pub mod not_found {
     pub const CODE: &str = "not_found";
@@ -195,6 +202,7 @@ pub fn describe(code: &str) -> Option<&'static str> {
     match code {
         outage::CODE => Some(outage::MESSAGE),
         not_found::CODE => Some(not_found::MESSAGE),
+        sign_in_required::CODE => Some(sign_in_required::MESSAGE),
         _ => SignInFailure::from_code(code)
             .map(SignInFailure::message)
             .or_else(|| {
@@ -217,7 +225,14 @@ mod tests {
     #[test]
     fn every_failure_code_is_described_and_no_two_share_one() {
         let mut codes: Vec<&str> = SignInFailure::ALL.iter().map(|f| f.code()).collect();
-        codes.extend(["csrf", "failed", "malformed", outage::CODE, not_found::CODE]);
+        codes.extend([
+            "csrf",
+            "failed",
+            "malformed",
+            outage::CODE,
+            not_found::CODE,
+            sign_in_required::CODE,
+        ]);
         for code in &codes {
             assert!(describe(code).is_some(), "{code}");
         }

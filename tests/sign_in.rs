@@ -510,6 +510,37 @@ fn unknown_pages_are_404_and_unknown_failures_400() {
     })
 }
 
+/// A protected page sends a browser without a session to sign in (and back, with the page's
+/// query), and answers anyone else with a 401 they can act on: never a 200 with a `Location`.
+#[test]
+fn a_protected_page_redirects_browsers_and_answers_programs_401() {
+    run(async {
+        let (app, _provider) = app_and_provider().await;
+        let page = app.get("/profile?tab=claims").await;
+        assert_eq!(page.status, 302);
+        assert_eq!(
+            page.location.as_deref(),
+            Some("/login?return_to=/profile%3Ftab%3Dclaims")
+        );
+        let program = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        for accept in [None, Some("*/*"), Some("application/json")] {
+            let mut request = program.get(format!("{}/profile", app.url));
+            if let Some(accept) = accept {
+                request = request.header("accept", accept);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{accept:?}");
+            assert!(!response.headers().contains_key("location"));
+            let body: serde_json::Value =
+                serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            assert_eq!(body["error"], "sign_in_required", "{body}");
+        }
+    })
+}
+
 /// A program (fetch, curl) that lands on a failure page gets its JSON form, with the same status.
 #[test]
 fn callers_that_do_not_ask_for_html_get_failures_as_json() {
