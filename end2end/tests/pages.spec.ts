@@ -1,5 +1,6 @@
-import { test, expect, type Page } from '@playwright/test';
+import { type Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
+import { test, expect } from '../fixtures';
 import { APP, PROVIDER } from '../playwright.config';
 import { choose, signInAt } from '../helpers';
 
@@ -29,16 +30,16 @@ async function expectNoHorizontalScrolling(page: Page, path: string) {
 }
 
 for (const scheme of ['light', 'dark'] as const) {
-  test(`every page passes axe in ${scheme} mode`, async ({ page }) => {
+  test(`every page passes axe in ${scheme} mode`, async ({ page, signedIn }) => {
     await page.emulateMedia({ colorScheme: scheme });
     for (const path of ANONYMOUS) {
       await page.goto(path);
       await expectNoViolations(page, path);
     }
-    await signIn(page);
+    await signedIn.emulateMedia({ colorScheme: scheme });
     for (const path of SIGNED_IN) {
-      await page.goto(path);
-      await expectNoViolations(page, path);
+      await signedIn.goto(path);
+      await expectNoViolations(signedIn, path);
     }
   });
 }

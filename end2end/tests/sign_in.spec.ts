@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect } from '../fixtures';
 import { ACCESS_TOKEN_TTL, APP, PROVIDER } from '../playwright.config';
 import { choose, hydrated, signInWithAcme } from '../helpers';
 
@@ -38,6 +38,18 @@ test('a protected page sends you to sign in and back', async ({ page }) => {
   await signInWithAcme(page, 'bob', 'builder');
   await expect(page).toHaveURL(`${APP}/profile`);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Bob Builder');
+});
+
+test('a signed-in page, through the signedIn fixture; a program without a session gets a 401', async ({ signedIn, request }) => {
+  await signedIn.goto('/profile');
+  await expect(signedIn.getByRole('heading', { level: 1 })).toHaveText('Bob Builder');
+  await signedIn.goto('/');
+  await expect(signedIn.getByText('Welcome back, Bob Builder.')).toBeVisible();
+
+  const program = await request.get('/profile', { headers: { accept: 'application/json' }, maxRedirects: 0 });
+  expect(program.status()).toBe(401);
+  expect(program.headers()['location']).toBeUndefined();
+  expect((await program.json()).error).toBe('sign_in_required');
 });
 
 test('cancelling at the provider shows the access-denied page', async ({ page }) => {
