@@ -14,8 +14,8 @@ async fn main() -> std::process::ExitCode {
     let _ = dotenvy::dotenv();
     match std::env::args().nth(1).as_deref() {
         None => {}
-        // Checks the configuration and what it names, a line each (README: "Running several
-        // instances").
+        // Checks the configuration and what it names, a line each (README: "Running in
+        // production").
         Some("check") => {
             return if leptos_oidc::check::run().await {
                 ExitCode::SUCCESS
