@@ -238,6 +238,9 @@ async fn headers_and_log(
     if traced {
         traces::continue_trace(&span, request.headers());
     }
+    request
+        .extensions_mut()
+        .insert(crate::auth::ssr::RequestSpan(span.clone()));
     let mut response = next.run(request).instrument(span.clone()).await;
 
     let headers = response.headers_mut();

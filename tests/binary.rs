@@ -524,6 +524,10 @@ fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
             .send()
             .await
             .unwrap();
+        let profile_id = profile.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let profile = profile.text().await.unwrap();
         assert_eq!(provider.refresh_requests(), 1);
         let csrf_at = profile.find("name=\"csrf\" value=\"").unwrap() + 19;
@@ -596,6 +600,28 @@ fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
         secrets.extend([support::CLIENT_SECRET.to_owned(), cookie, csrf.to_owned()]);
         assert!(secrets.len() >= 7, "{secrets:?}");
         let mut told: Vec<String> = log.try_iter().collect();
+        // The renewal happened while the page rendered (on a task of its own): its log line and
+        // its spans still belong to the request.
+        let renewed: serde_json::Value = told
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["message"] == "tokens renewed")
+            .expect("a renewal in the log");
+        assert_eq!(
+            renewed["span"]["request_id"],
+            profile_id.as_str(),
+            "{renewed}"
+        );
+        let profile_span = spans
+            .iter()
+            .find(|s| s.name == "GET /profile")
+            .expect("the profile's span");
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.name == "default token" && s.trace_id == profile_span.trace_id),
+            "the renewal's token call is not in the profile request's trace"
+        );
         told.extend(spans.iter().flat_map(support::otlp::span_text));
         assert!(told.len() > 20, "{told:?}");
         for secret in &secrets {

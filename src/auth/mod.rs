@@ -57,10 +57,16 @@ pub async fn logout(csrf: String, everywhere: Option<String>) -> Result<(), Serv
 /// for one who is not, the providers to sign in with, this browser's last used first.
 #[server]
 pub async fn current_visit() -> Result<Visit, ServerFnError> {
-    let visitor = ssr::renewal::current_user().await?;
-    let choices = match visitor {
-        Visitor::SignedIn(_) | Visitor::Unknown => Vec::new(),
-        Visitor::Anonymous | Visitor::SessionEnded => ssr::sign_in::choices().await,
+    use tracing::Instrument;
+    let visit = async {
+        let visitor = ssr::renewal::current_user().await?;
+        let choices = match visitor {
+            Visitor::SignedIn(_) | Visitor::Unknown => Vec::new(),
+            Visitor::Anonymous | Visitor::SessionEnded => ssr::sign_in::choices().await,
+        };
+        Ok(Visit { visitor, choices })
     };
-    Ok(Visit { visitor, choices })
+    // A page's render runs on a task of its own, outside the request's span: its log lines
+    // (renewals, expiries) and trace spans belong to the request all the same.
+    visit.instrument(ssr::request_span()).await
 }

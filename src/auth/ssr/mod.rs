@@ -40,6 +40,22 @@ pub fn redirect(target: &str) {
     }
 }
 
+/// The span of the request being served, as the server's outermost layer made it: the current
+/// span when there is none (outside a request, or already inside it).
+pub fn request_span() -> tracing::Span {
+    let current = tracing::Span::current();
+    if !current.is_none() {
+        return current;
+    }
+    use_context::<axum::http::request::Parts>()
+        .and_then(|request| request.extensions.get::<RequestSpan>().map(|s| s.0.clone()))
+        .unwrap_or(current)
+}
+
+/// The request's span, carried in its extensions for the work done on other tasks.
+#[derive(Clone)]
+pub struct RequestSpan(pub tracing::Span);
+
 /// The request's headers (none outside a request).
 async fn request_headers() -> HeaderMap {
     leptos_axum::extract::<HeaderMap>()
