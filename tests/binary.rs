@@ -370,6 +370,12 @@ fn an_unknown_command_is_refused_with_the_usage() {
 fn json_logs_carry_the_request_id_of_every_line_made_while_serving_it() {
     support::run(async {
         let provider = support::TestProvider::start().await;
+        // Access tokens of 4 s with refresh tokens: a renewal within the test.
+        provider.set_behaviour(support::Behaviour {
+            refresh_tokens: true,
+            expires_in: Some(4),
+            ..Default::default()
+        });
         let dir = tempfile::tempdir().unwrap();
         let (mut child, addr, received) = start_server(
             &dir,
@@ -402,6 +408,16 @@ fn json_logs_carry_the_request_id_of_every_line_made_while_serving_it() {
             .unwrap();
         let replaced = home.headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_ne!(replaced, "a b");
+        // A renewal made while a page renders (the render may run on a task of its own).
+        tokio::time::sleep(Duration::from_millis(3200)).await;
+        let renewing = browser
+            .get(format!("{url}/"))
+            .header("x-request-id", "renewal-7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(renewing.status(), 200);
+        assert_eq!(provider.refresh_requests(), 1);
 
         tokio::time::sleep(Duration::from_millis(300)).await;
         terminate(&child);
@@ -429,6 +445,11 @@ fn json_logs_carry_the_request_id_of_every_line_made_while_serving_it() {
         assert!(messages.contains(&"signed in"), "{messages:?}");
         assert!(messages.contains(&"request"), "{messages:?}");
         assert!(!of_request(&replaced).is_empty(), "{logged:#?}");
+        let renewal: Vec<&str> = of_request("renewal-7")
+            .iter()
+            .map(|l| l["message"].as_str().unwrap())
+            .collect();
+        assert!(renewal.contains(&"tokens renewed"), "{renewal:?}");
         // The sign-in's line says who, never the code or a token.
         let text = serde_json::to_string(&logged).unwrap();
         assert!(!text.contains(&code), "the code reached the log");
@@ -517,17 +538,16 @@ fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
             .map(|c| c.split(';').next().unwrap().to_owned())
             .next()
             .expect("a session cookie");
-        // The renewal, on the first view once the token is due; then the sign-out.
+        // The renewal, on the first page viewed once the token is due; then the sign-out.
         tokio::time::sleep(Duration::from_millis(3200)).await;
+        let home = browser.get(format!("http://{addr}/")).send().await.unwrap();
+        let home_id = home.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(home.text().await.unwrap().contains("Welcome back"));
         let profile = browser
             .get(format!("http://{addr}/profile"))
             .send()
             .await
             .unwrap();
-        let profile_id = profile.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
         let profile = profile.text().await.unwrap();
         assert_eq!(provider.refresh_requests(), 1);
         let csrf_at = profile.find("name=\"csrf\" value=\"").unwrap() + 19;
@@ -600,27 +620,23 @@ fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
         secrets.extend([support::CLIENT_SECRET.to_owned(), cookie, csrf.to_owned()]);
         assert!(secrets.len() >= 7, "{secrets:?}");
         let mut told: Vec<String> = log.try_iter().collect();
-        // The renewal happened while the page rendered (on a task of its own): its log line and
-        // its spans still belong to the request.
+        // The renewal happened while the home page rendered (on a task of its own): its log line
+        // and its spans still belong to that request.
         let renewed: serde_json::Value = told
             .iter()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .find(|line| line["message"] == "tokens renewed")
             .expect("a renewal in the log");
-        assert_eq!(
-            renewed["span"]["request_id"],
-            profile_id.as_str(),
-            "{renewed}"
-        );
-        let profile_span = spans
+        assert_eq!(renewed["span"]["request_id"], home_id.as_str(), "{renewed}");
+        let home_span = spans
             .iter()
-            .find(|s| s.name == "GET /profile")
-            .expect("the profile's span");
+            .find(|s| s.name == "GET /")
+            .expect("the home page's span");
         assert!(
             spans
                 .iter()
-                .any(|s| s.name == "default token" && s.trace_id == profile_span.trace_id),
-            "the renewal's token call is not in the profile request's trace"
+                .any(|s| s.name == "default token" && s.trace_id == home_span.trace_id),
+            "the renewal's token call is not in the home page request's trace"
         );
         told.extend(spans.iter().flat_map(support::otlp::span_text));
         assert!(told.len() > 20, "{told:?}");

@@ -40,16 +40,13 @@ pub fn redirect(target: &str) {
     }
 }
 
-/// The span of the request being served, as the server's outermost layer made it: the current
-/// span when there is none (outside a request, or already inside it).
+/// The span of the request being served, as the server's outermost layer made it (the current
+/// span outside a request). Work a page's render does may run on a task of its own, where the
+/// current span is not the request's.
 pub fn request_span() -> tracing::Span {
-    let current = tracing::Span::current();
-    if !current.is_none() {
-        return current;
-    }
     use_context::<axum::http::request::Parts>()
         .and_then(|request| request.extensions.get::<RequestSpan>().map(|s| s.0.clone()))
-        .unwrap_or(current)
+        .unwrap_or_else(tracing::Span::current)
 }
 
 /// The request's span, carried in its extensions for the work done on other tasks.
