@@ -371,11 +371,7 @@ fn json_logs_carry_the_request_id_of_every_line_made_while_serving_it() {
     support::run(async {
         let provider = support::TestProvider::start().await;
         // Access tokens of 4 s with refresh tokens: a renewal within the test.
-        provider.set_behaviour(support::Behaviour {
-            refresh_tokens: true,
-            expires_in: Some(4),
-            ..Default::default()
-        });
+        provider.set_behaviour(support::Behaviour::short_tokens(4));
         let dir = tempfile::tempdir().unwrap();
         let (mut child, addr, received) = start_server(
             &dir,
@@ -501,11 +497,7 @@ fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
         let receiver = support::otlp::OtlpReceiver::start().await;
         let provider = support::TestProvider::start().await;
         // Access tokens of 4 s with refresh tokens: a renewal within the test.
-        provider.set_behaviour(support::Behaviour {
-            refresh_tokens: true,
-            expires_in: Some(4),
-            ..Default::default()
-        });
+        provider.set_behaviour(support::Behaviour::short_tokens(4));
         let dir = tempfile::tempdir().unwrap();
         let (mut child, addr, log) = start_server(
             &dir,
@@ -550,12 +542,11 @@ fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
             .unwrap();
         let profile = profile.text().await.unwrap();
         assert_eq!(provider.refresh_requests(), 1);
-        let csrf_at = profile.find("name=\"csrf\" value=\"").unwrap() + 19;
-        let csrf = &profile[csrf_at..csrf_at + profile[csrf_at..].find('"').unwrap()];
+        let csrf = support::csrf_token_in(&profile);
         let out = browser
             .post(format!("http://{addr}/logout"))
             .header("origin", format!("http://{addr}"))
-            .form(&[("csrf", csrf)])
+            .form(&[("csrf", csrf.as_str())])
             .send()
             .await
             .unwrap();
@@ -617,7 +608,7 @@ fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
 
         // Nothing secret, anywhere.
         let mut secrets = provider.secrets();
-        secrets.extend([support::CLIENT_SECRET.to_owned(), cookie, csrf.to_owned()]);
+        secrets.extend([support::CLIENT_SECRET.to_owned(), cookie, csrf]);
         assert!(secrets.len() >= 7, "{secrets:?}");
         let mut told: Vec<String> = log.try_iter().collect();
         // The renewal happened while the home page rendered (on a task of its own): its log line

@@ -52,11 +52,7 @@ fn metrics_count_sign_ins_refusals_renewals_logouts_and_requests() {
     run(async {
         let provider = TestProvider::start().await;
         // Access tokens of 4 s, renewed in their last quarter.
-        provider.set_behaviour(Behaviour {
-            refresh_tokens: true,
-            expires_in: Some(4),
-            ..Behaviour::default()
-        });
+        provider.set_behaviour(Behaviour::short_tokens(4));
         let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
 
         // Two sign-ins; one signs out, the other is ended by the provider's back-channel logout.

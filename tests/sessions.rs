@@ -190,7 +190,7 @@ fn a_session_ended_during_a_request_stays_ended() {
     run(async {
         let provider = provider(Behaviour {
             refresh_delay: Some(Duration::from_millis(1500)),
-            ..short_tokens(4)
+            ..Behaviour::short_tokens(4)
         })
         .await;
         for stores in [Stores::sqlite(), Stores::sqlite_and_redis()] {
@@ -346,22 +346,13 @@ fn an_ended_session_stops_on_every_instance_within_a_second_on_redis() {
     }
 }
 
-/// A provider whose access tokens live `seconds` and come with rotating refresh tokens.
-fn short_tokens(seconds: i64) -> Behaviour {
-    Behaviour {
-        refresh_tokens: true,
-        expires_in: Some(seconds),
-        ..Behaviour::default()
-    }
-}
-
 /// Until a 4-second token is due for renewal (its last quarter).
 const UNTIL_DUE: Duration = Duration::from_millis(3200);
 
 #[test]
 fn the_access_token_is_renewed_before_it_expires_and_the_profile_says_when() {
     run(async {
-        let provider = provider(short_tokens(4)).await;
+        let provider = provider(Behaviour::short_tokens(4)).await;
         let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
         app.sign_in(&provider).await;
         let profile = app.get("/profile").await.body;
@@ -388,7 +379,7 @@ fn parallel_requests_on_two_instances_refresh_once() {
     run(async {
         let provider = provider(Behaviour {
             refresh_delay: Some(Duration::from_millis(500)),
-            ..short_tokens(4)
+            ..Behaviour::short_tokens(4)
         })
         .await;
         let stores = Stores::sqlite_and_redis();
@@ -437,7 +428,7 @@ async fn assert_session_ended_with_a_message(behaviour: Behaviour) {
 fn a_refused_refresh_ends_the_session_with_a_message() {
     run(assert_session_ended_with_a_message(Behaviour {
         refresh_refused: true,
-        ..short_tokens(4)
+        ..Behaviour::short_tokens(4)
     }))
 }
 
@@ -445,6 +436,6 @@ fn a_refused_refresh_ends_the_session_with_a_message() {
 fn a_refreshed_id_token_about_another_subject_ends_the_session() {
     run(assert_session_ended_with_a_message(Behaviour {
         refresh_id_token_claims: [("sub".to_owned(), json!("mallory"))].into_iter().collect(),
-        ..short_tokens(4)
+        ..Behaviour::short_tokens(4)
     }))
 }

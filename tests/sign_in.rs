@@ -510,6 +510,22 @@ fn unknown_pages_are_404_and_unknown_failures_400() {
     })
 }
 
+/// What programs that do not ask for HTML send as `Accept`: nothing, anything, JSON.
+const PROGRAMS_ACCEPT: [Option<&str>; 3] = [None, Some("*/*"), Some("application/json")];
+
+/// `GET url` as such a program does: no cookies, redirects not followed.
+async fn as_program(url: &str, accept: Option<&str>) -> reqwest::Response {
+    let program = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut request = program.get(url);
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    request.send().await.unwrap()
+}
+
 /// A protected page sends a browser without a session to sign in (and back, with the page's
 /// query), and answers anyone else with a 401 they can act on: never a 200 with a `Location`.
 #[test]
@@ -522,16 +538,8 @@ fn a_protected_page_redirects_browsers_and_answers_programs_401() {
             page.location.as_deref(),
             Some("/login?return_to=/profile%3Ftab%3Dclaims")
         );
-        let program = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        for accept in [None, Some("*/*"), Some("application/json")] {
-            let mut request = program.get(format!("{}/profile", app.url));
-            if let Some(accept) = accept {
-                request = request.header("accept", accept);
-            }
-            let response = request.send().await.unwrap();
+        for accept in PROGRAMS_ACCEPT {
+            let response = as_program(&format!("{}/profile", app.url), accept).await;
             assert_eq!(response.status(), 401, "{accept:?}");
             assert!(!response.headers().contains_key("location"));
             let body: serde_json::Value =
@@ -546,19 +554,14 @@ fn a_protected_page_redirects_browsers_and_answers_programs_401() {
 fn callers_that_do_not_ask_for_html_get_failures_as_json() {
     run(async {
         let (app, _provider) = app_and_provider().await;
-        let program = reqwest::Client::new();
         for (path, status, code) in [
             ("/no/such/page", 404, "not_found"),
             ("/signin?error=code_refused", 400, "code_refused"),
             ("/signin?error=%3Cb%3Ebogus", 400, "bad_request"),
             ("/logout?error=csrf", 403, "csrf"),
         ] {
-            for accept in [None, Some("*/*"), Some("application/json")] {
-                let mut request = program.get(format!("{}{path}", app.url));
-                if let Some(accept) = accept {
-                    request = request.header("accept", accept);
-                }
-                let response = request.send().await.unwrap();
+            for accept in PROGRAMS_ACCEPT {
+                let response = as_program(&format!("{}{path}", app.url), accept).await;
                 assert_eq!(response.status().as_u16(), status, "{path}");
                 assert_eq!(response.headers()["content-type"], "application/json");
                 assert!(!response.headers().contains_key("x-failure-code"));

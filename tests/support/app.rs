@@ -343,13 +343,17 @@ impl TestApp {
 
     /// The CSRF token from the sign-out form on the profile page.
     pub async fn csrf_token(&self) -> String {
-        let body = self.get("/profile").await.body;
-        let start = body
-            .find("name=\"csrf\" value=\"")
-            .expect("a sign-out form")
-            + 19;
-        body[start..start + body[start..].find('"').unwrap()].to_owned()
+        csrf_token_in(&self.get("/profile").await.body)
     }
+}
+
+/// The CSRF token of the sign-out form on a page.
+pub fn csrf_token_in(page: &str) -> String {
+    let start = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a sign-out form")
+        + 19;
+    page[start..start + page[start..].find('"').unwrap()].to_owned()
 }
 
 pub fn query_param(url: &str, name: &str) -> String {

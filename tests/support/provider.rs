@@ -93,6 +93,17 @@ pub struct Behaviour {
     pub refresh_id_token_claims: Map<String, Value>,
 }
 
+impl Behaviour {
+    /// Access tokens that live `seconds`, with rotating refresh tokens: renewals within a test.
+    pub fn short_tokens(seconds: i64) -> Self {
+        Self {
+            refresh_tokens: true,
+            expires_in: Some(seconds),
+            ..Self::default()
+        }
+    }
+}
+
 struct Grant {
     nonce: String,
     code_challenge: String,
