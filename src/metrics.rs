@@ -109,82 +109,95 @@ fn provider_buckets() -> Histogram {
     ])
 }
 
+/// A counter family, registered as `name`.
+fn counter<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Counter>
+where
+    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+{
+    let family = Family::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+/// A histogram family of seconds with these `buckets`, registered as `name`.
+fn timings<L>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    buckets: fn() -> Histogram,
+) -> Timings<L>
+where
+    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+{
+    let family = Timings::new_with_constructor(buckets);
+    registry.register_with_unit(name, help, Unit::Seconds, family.clone());
+    family
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("leptos_oidc");
-        let requests = Family::default();
-        registry.register(
+        let requests = counter(
+            &mut registry,
             "http_requests",
             "HTTP requests answered, by route template and status class",
-            requests.clone(),
         );
-        let request_seconds = Timings::new_with_constructor(request_buckets as fn() -> _);
-        registry.register_with_unit(
-            "http_request_duration",
-            "Time to answer an HTTP request, by route template",
-            Unit::Seconds,
-            request_seconds.clone(),
-        );
-        let sign_ins_started = Family::default();
-        registry.register(
+        let sign_ins_started = counter(
+            &mut registry,
             "sign_ins_started",
             "Sign-ins sent to a provider",
-            sign_ins_started.clone(),
         );
-        let sign_ins_completed = Family::default();
-        registry.register(
+        let sign_ins_completed = counter(
+            &mut registry,
             "sign_ins_completed",
             "Sign-ins that ended signed in",
-            sign_ins_completed.clone(),
         );
-        let sign_ins_refused = Family::default();
-        registry.register(
+        let sign_ins_refused = counter(
+            &mut registry,
             "sign_ins_refused",
             "Sign-ins that failed, by provider (empty when none was known) and reason",
-            sign_ins_refused.clone(),
         );
-        let provider_calls = Family::default();
-        registry.register(
+        let provider_calls = counter(
+            &mut registry,
             "provider_calls",
             "Calls to providers, by endpoint and outcome (ok, error, timeout)",
-            provider_calls.clone(),
         );
-        let provider_call_seconds = Timings::new_with_constructor(provider_buckets as fn() -> _);
-        registry.register_with_unit(
-            "provider_call_duration",
-            "Time a provider took to answer, by endpoint",
-            Unit::Seconds,
-            provider_call_seconds.clone(),
-        );
-        let key_refetches = Family::default();
-        registry.register(
+        let key_refetches = counter(
+            &mut registry,
             "provider_key_refetches",
             "Key sets fetched again for a key id not yet seen",
-            key_refetches.clone(),
         );
-        let renewals = Family::default();
-        registry.register(
+        let renewals = counter(
+            &mut registry,
             "token_renewals",
             "Token renewals, by outcome (renewed, refused, unreachable)",
-            renewals.clone(),
         );
-        let backchannel_logouts = Family::default();
-        registry.register(
+        let backchannel_logouts = counter(
+            &mut registry,
             "backchannel_logouts",
             "Back-channel logouts, by outcome (accepted, or why refused)",
-            backchannel_logouts.clone(),
         );
-        let sessions_ended = Family::default();
-        registry.register(
+        let sessions_ended = counter(
+            &mut registry,
             "sessions_ended",
             "Sessions ended, by kind (sign_out, everywhere, backchannel, expiry, renewal_refused)",
-            sessions_ended.clone(),
         );
-        let store_errors = Family::default();
-        registry.register(
+        let store_errors = counter(
+            &mut registry,
             "store_errors",
             "Calls to the session store or the database that failed or found no answer in time",
-            store_errors.clone(),
+        );
+        let request_seconds = timings(
+            &mut registry,
+            "http_request_duration",
+            "Time to answer an HTTP request, by route template",
+            request_buckets,
+        );
+        let provider_call_seconds = timings(
+            &mut registry,
+            "provider_call_duration",
+            "Time a provider took to answer, by endpoint",
+            provider_buckets,
         );
         Self {
             registry,
