@@ -351,8 +351,22 @@ const UNTIL_DUE: Duration = Duration::from_millis(3200);
 
 #[test]
 fn the_access_token_is_renewed_before_it_expires_and_the_profile_says_when() {
-    run(async {
-        let provider = provider(Behaviour::short_tokens(4)).await;
+    run(renewals_before_expiry(Behaviour::short_tokens(4)));
+}
+
+/// Many providers keep the refresh token across refreshes: each renewal must still be a refresh
+/// of its own, not the result of the one before (by then expired).
+#[test]
+fn renewals_work_when_the_provider_keeps_the_refresh_token() {
+    run(renewals_before_expiry(Behaviour {
+        refresh_token_kept: true,
+        ..Behaviour::short_tokens(4)
+    }));
+}
+
+async fn renewals_before_expiry(behaviour: Behaviour) {
+    {
+        let provider = provider(behaviour).await;
         let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
         app.sign_in(&provider).await;
         let profile = app.get("/profile").await.body;
@@ -367,11 +381,14 @@ fn the_access_token_is_renewed_before_it_expires_and_the_profile_says_when() {
         // The new token is fresh: no second refresh yet.
         assert!(app.signed_in().await);
         assert_eq!(provider.refresh_requests(), 1);
-        // And the rotated refresh token was kept: the next renewal works too.
+        // And the refresh token in hand still works: the next renewal is a refresh of its own,
+        // and its tokens are fresh too.
         tokio::time::sleep(UNTIL_DUE).await;
         assert!(app.signed_in().await);
         assert_eq!(provider.refresh_requests(), 2);
-    })
+        assert!(app.signed_in().await);
+        assert_eq!(provider.refresh_requests(), 2);
+    }
 }
 
 #[test]

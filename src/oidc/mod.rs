@@ -92,6 +92,9 @@ pub struct VerifiedUser {
 /// New tokens from a refresh, validated. What the provider did not renew stays as it was.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Refreshed {
+    /// Unix seconds: when the provider answered (a request that waited for this refresh may
+    /// apply it later).
+    pub issued_at: i64,
     pub access_token: String,
     pub access_expires_at: Option<i64>,
     pub refresh_token: Option<String>,

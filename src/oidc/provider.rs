@@ -232,6 +232,7 @@ impl Provider {
             None => None,
         };
         Ok(Refreshed {
+            issued_at: Utc::now().timestamp(),
             access_token: tokens.access_token().secret().clone(),
             access_expires_at: expires_at(&tokens),
             refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),

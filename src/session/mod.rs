@@ -225,7 +225,7 @@ pub async fn keep_refreshed(
     user: &mut SessionUser,
     refreshed: Refreshed,
 ) -> Result<(), Error> {
-    user.tokens_at = Utc::now().timestamp();
+    user.tokens_at = refreshed.issued_at;
     user.access_token = refreshed.access_token;
     user.access_expires_at = refreshed.access_expires_at;
     if let Some(token) = refreshed.refresh_token {

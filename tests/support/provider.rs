@@ -89,6 +89,9 @@ pub struct Behaviour {
     pub refresh_delay: Option<std::time::Duration>,
     /// Refuse every refresh (`invalid_grant`): the provider ended the grant.
     pub refresh_refused: bool,
+    /// Keep the refresh token across refreshes instead of rotating it (and send none back), as
+    /// oidc-provider and Okta do for confidential clients.
+    pub refresh_token_kept: bool,
     /// Overrides of the refreshed ID token's claims (`null` removes one).
     pub refresh_id_token_claims: Map<String, Value>,
 }
@@ -365,16 +368,27 @@ fn new_refresh_token(p: &Shared) -> String {
     token
 }
 
-/// The refresh grant: a known refresh token is used up and a new one issued with new tokens.
+/// The refresh grant: a known refresh token is used up and a new one issued with new tokens
+/// (or, with `refresh_token_kept`, it stays good and only the tokens are new).
 async fn refresh(p: &Shared, behaviour: &Behaviour, token: Option<&String>) -> Response {
     if let Some(delay) = behaviour.refresh_delay {
         tokio::time::sleep(delay).await;
     }
-    let known = token.is_some_and(|t| p.state.lock().unwrap().refresh_tokens.remove(t));
+    let known = token.is_some_and(|t| {
+        let mut state = p.state.lock().unwrap();
+        match behaviour.refresh_token_kept {
+            true => state.refresh_tokens.contains(t),
+            false => state.refresh_tokens.remove(t),
+        }
+    });
     if !known || behaviour.refresh_refused {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
-    let issued = p.state.lock().unwrap().issued;
+    let issued = {
+        let mut state = p.state.lock().unwrap();
+        state.issued += 1;
+        state.issued
+    };
     let access_token = format!("at-refreshed-{issued}");
     let mut claims = id_token_claims(p, &access_token);
     merge(&mut claims, &behaviour.refresh_id_token_claims);
@@ -384,14 +398,16 @@ async fn refresh(p: &Shared, behaviour: &Behaviour, token: Option<&String>) -> R
         .unwrap()
         .secrets
         .extend([access_token.clone(), id_token.clone()]);
-    Json(json!({
+    let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": behaviour.expires_in.unwrap_or(300),
-        "refresh_token": new_refresh_token(p),
         "id_token": id_token,
-    }))
-    .into_response()
+    });
+    if !behaviour.refresh_token_kept {
+        response["refresh_token"] = new_refresh_token(p).into();
+    }
+    Json(response).into_response()
 }
 
 /// The claims of a valid back-channel logout token for `sid` (and `sub`): change them to make

@@ -76,7 +76,7 @@ async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser)
         tracing::warn!(provider = %user.provider, "token refresh impossible: provider not configured");
         return false;
     };
-    let key = URL_SAFE_NO_PAD.encode(Sha256::digest(refresh_token.as_bytes()));
+    let key = renewal_key(&refresh_token, &user.access_token);
     let renewal = match app.sessions.claim_refresh(&key, REFRESH_CLAIM).await {
         Ok(true) => {
             let renewal = refresh(provider, user, &refresh_token).await;
@@ -108,6 +108,19 @@ async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser)
         Renewal::Refused => false,
         Renewal::Later => true,
     }
+}
+
+/// What names one renewal, shared by the requests that hold the same tokens: the refresh token
+/// alone would not do, as many providers keep it across refreshes (oidc-provider and Okta for
+/// confidential clients, Google), and a later renewal would then take an earlier one's result,
+/// its access token by then expired.
+fn renewal_key(refresh_token: &str, access_token: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(refresh_token)
+        .chain_update([0])
+        .chain_update(access_token)
+        .finalize();
+    URL_SAFE_NO_PAD.encode(digest)
 }
 
 /// The refresh itself, at the provider that signed the session in.
