@@ -10,6 +10,7 @@ use leptos_router::{
 };
 
 use crate::{
+    api_demo::provider_userinfo,
     auth::current_visit,
     failure::{not_found, outage, SignInFailure, SignOutFailure},
     links,
@@ -69,6 +70,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signin") view=SignIn ssr=SsrMode::Async />
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
                     <Route path=path!("/logout") view=SignOut ssr=SsrMode::Async />
+                    <Route path=path!("/api-demo") view=ApiDemo ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>
@@ -361,32 +363,96 @@ fn ProfileCard(user: Profile) -> impl IntoView {
                 <dd class="issuer">{user.issuer.clone()}</dd>
             </dl>
             <h2>"What your provider says about you"</h2>
-            <table class="claims">
-                <thead>
-                    <tr>
-                        <th scope="col">"Claim"</th>
-                        <th scope="col">"Value"</th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {user
-                        .claims
-                        .iter()
-                        .map(|(name, value)| {
-                            view! {
-                                <tr>
-                                    <th scope="row">
-                                        <code>{name.clone()}</code>
-                                    </th>
-                                    <td>{value.clone()}</td>
-                                </tr>
-                            }
-                        })
-                        .collect_view()}
-                </tbody>
-            </table>
+            <ClaimsTable claims=user.claims.clone() />
+            <p>
+                <A href="/api-demo">"Ask your provider about you, with your access token"</A>
+            </p>
             <SignOutForm csrf_token=user.csrf_token.clone() everywhere=true />
         </section>
+    }
+}
+
+/// `/api-demo`: the provider's userinfo endpoint, asked by the server with the user's access
+/// token: how a server function calls an API on the user's behalf (`src/api_demo.rs`).
+#[component]
+fn ApiDemo() -> impl IntoView {
+    // Made here, once per visit of the page (the parts under RequireSignIn may render more than
+    // once), and asked only for a signed-in visitor: RequireSignIn answers anyone else.
+    let visit = expect_context::<VisitResource>();
+    let answer: Answer = Resource::new_blocking(
+        || (),
+        move |_| async move {
+            match visit.await.visitor {
+                Visitor::SignedIn(_) => provider_userinfo().await.map_err(|e| e.to_string()),
+                _ => Ok(Vec::new()),
+            }
+        },
+    );
+    view! {
+        <Title text="API demo" />
+        <RequireSignIn let:user>
+            <ProviderAnswer name=user.name answer />
+        </RequireSignIn>
+    }
+}
+
+/// What the provider answered: its claims, or why there are none.
+type Answer = Resource<Result<Vec<(String, String)>, String>>;
+
+#[component]
+fn ProviderAnswer(name: String, answer: Answer) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h1>"What your provider says, asked just now"</h1>
+            <p>
+                "The server asked your provider's userinfo endpoint about " {name}
+                ", with your access token (renewed first when it is about to expire)."
+            </p>
+            <Suspense fallback=|| view! { <p class="loading">"Asking…"</p> }>
+                {move || Suspend::new(async move {
+                    match answer.await {
+                        Ok(claims) => view! { <ClaimsTable claims /> }.into_any(),
+                        Err(e) => {
+                            view! { <p role="alert">"The provider did not answer: " {e}</p> }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+            <p>
+                <A href="/profile">"Back to your profile"</A>
+            </p>
+        </section>
+    }
+}
+
+/// Claims and their values, one row each.
+#[component]
+fn ClaimsTable(claims: Vec<(String, String)>) -> impl IntoView {
+    view! {
+        <table class="claims">
+            <thead>
+                <tr>
+                    <th scope="col">"Claim"</th>
+                    <th scope="col">"Value"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {claims
+                    .into_iter()
+                    .map(|(name, value)| {
+                        view! {
+                            <tr>
+                                <th scope="row">
+                                    <code>{name}</code>
+                                </th>
+                                <td>{value}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
     }
 }
 

@@ -138,6 +138,13 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
             .with_timeout(config.store_timeout)
             .with_metrics(metrics.clone()),
         metrics,
+        // Never follows redirects: the user's token goes to the address asked for, nowhere else.
+        api_client: openidconnect::reqwest::Client::builder()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("leptos-oidc/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::new("(HTTP client)", e.to_string()))?,
         db,
         sessions,
         pending,

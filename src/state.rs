@@ -17,6 +17,8 @@ pub struct AppState {
     pub sessions: session::Store,
     pub pending: session::PendingSignIns,
     pub metrics: Arc<Metrics>,
+    /// For calls to APIs with a user's access token ([`crate::auth::SignedIn::send`]).
+    pub api_client: openidconnect::reqwest::Client,
     /// Set on SIGTERM: `/readyz` then answers 503.
     pub shutting_down: Arc<AtomicBool>,
 }

@@ -9,7 +9,7 @@ import { choose, signInAt } from '../helpers';
 
 const ANONYMOUS = ['/', '/signin', '/signin?error=access_denied', '/signin?error=unknown_provider',
   '/signin?error=provider_unavailable&provider=globex', '/logout', '/logout?error=malformed', '/nowhere'];
-const SIGNED_IN = ['/', '/signin', '/profile', '/logout', '/logout?error=csrf'];
+const SIGNED_IN = ['/', '/signin', '/profile', '/api-demo', '/logout', '/logout?error=csrf'];
 
 async function signIn(page: Page) {
   await page.goto('/profile');

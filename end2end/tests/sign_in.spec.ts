@@ -40,11 +40,18 @@ test('a protected page sends you to sign in and back', async ({ page }) => {
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Bob Builder');
 });
 
-test('a signed-in page, through the signedIn fixture; a program without a session gets a 401', async ({ signedIn, request }) => {
-  await signedIn.goto('/profile');
-  await expect(signedIn.getByRole('heading', { level: 1 })).toHaveText('Bob Builder');
+test('signed-in pages through the signedIn fixture, the API demo in the browser; a program without a session gets a 401', async ({ signedIn, request }) => {
   await signedIn.goto('/');
   await expect(signedIn.getByText('Welcome back, Bob Builder.')).toBeVisible();
+  await signedIn.goto('/profile');
+  await expect(signedIn.getByRole('heading', { level: 1 })).toHaveText('Bob Builder');
+
+  // The API demo, reached in the browser: its server function asks the provider with Bob's token.
+  await hydrated(signedIn);
+  await signedIn.getByRole('link', { name: 'Ask your provider about you, with your access token' }).click();
+  await expect(signedIn).toHaveURL(`${APP}/api-demo`);
+  await expect(signedIn.getByRole('row', { name: /email_verified/ })).toBeVisible();
+  await expect(signedIn.getByRole('row', { name: /^email / })).toContainText('bob@');
 
   const program = await request.get('/profile', { headers: { accept: 'application/json' }, maxRedirects: 0 });
   expect(program.status()).toBe(401);

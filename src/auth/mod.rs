@@ -22,6 +22,8 @@ use crate::visitor::Visitor;
 
 #[cfg(feature = "ssr")]
 pub mod ssr;
+#[cfg(feature = "ssr")]
+pub use ssr::protect::{require_user, ApiError, SignedIn};
 
 /// Starts a sign-in at `provider`: redirects there, then back to `return_to` (a same-origin path).
 #[server(prefix = "", endpoint = "login", input = server_fn::codec::GetUrl)]
@@ -55,7 +57,7 @@ pub async fn logout(csrf: String, everywhere: Option<String>) -> Result<(), Serv
 
 /// Who is looking: signed in (with tokens renewed if they were about to expire), or not; and
 /// for one who is not, the providers to sign in with, this browser's last used first.
-#[server]
+#[server(output = crate::codec::Json)]
 pub async fn current_visit() -> Result<Visit, ServerFnError> {
     use tracing::Instrument;
     let visit = async {

@@ -86,6 +86,13 @@ impl Provider {
         self.discovery.clone().keep_fresh()
     }
 
+    /// The provider's userinfo endpoint, when it has one (and its metadata can be had).
+    pub async fn userinfo_url(&self) -> Option<String> {
+        let metadata = self.discovery.metadata().await.ok()?;
+        let url = metadata.client.user_info_url()?;
+        Some(url.as_str().to_owned())
+    }
+
     /// Starts a sign-in: the provider's authorization URL, and what must be kept to finish it.
     pub async fn begin(&self, return_to: String) -> Result<(Url, PendingSignIn), OidcError> {
         let metadata = self.discovery.metadata().await?;

@@ -122,11 +122,16 @@ struct ProviderState {
     jwks_requests: usize,
     /// Refresh tokens that still work.
     refresh_tokens: std::collections::HashSet<String>,
+    /// Access tokens issued, and when each expires (Unix seconds): userinfo takes no other.
+    access_tokens: HashMap<String, i64>,
     issued: usize,
     /// Every code and token handed out: what must never show in the app's logs or traces.
     secrets: Vec<String>,
     /// The `traceparent` of each call to the token and userinfo endpoints that had one.
     traceparents: Vec<String>,
+    userinfo_requests: usize,
+    /// How many userinfo calls still get a 401, whatever their token.
+    userinfo_refusals: usize,
 }
 
 pub struct TestProvider {
@@ -201,6 +206,15 @@ impl TestProvider {
 
     pub fn jwks_requests(&self) -> usize {
         self.state.lock().unwrap().jwks_requests
+    }
+
+    pub fn userinfo_requests(&self) -> usize {
+        self.state.lock().unwrap().userinfo_requests
+    }
+
+    /// The next `calls` userinfo calls are refused with a 401 (`invalid_token`).
+    pub fn refuse_userinfo(&self, calls: usize) {
+        self.state.lock().unwrap().userinfo_refusals = calls;
     }
 
     /// Every code and token this provider handed out.
@@ -328,11 +342,7 @@ async fn token(
     if behaviour.tamper_signature {
         tamper_signature(&mut id_token);
     }
-    p.state
-        .lock()
-        .unwrap()
-        .secrets
-        .extend([access_token.clone(), id_token.clone()]);
+    keep_tokens(&p, &access_token, &id_token, behaviour.expires_in);
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -357,6 +367,15 @@ fn id_token_claims(p: &Shared, access_token: &str) -> Value {
         "iat": now,
         "at_hash": at_hash(access_token),
     })
+}
+
+/// Notes the tokens of an answer: secrets never to be logged, and an access token good for
+/// `expires_in` seconds.
+fn keep_tokens(p: &Shared, access_token: &str, id_token: &str, expires_in: Option<i64>) {
+    let mut state = p.state.lock().unwrap();
+    let expires_at = super::now() + expires_in.unwrap_or(300);
+    state.access_tokens.insert(access_token.into(), expires_at);
+    state.secrets.extend([access_token.into(), id_token.into()]);
 }
 
 fn new_refresh_token(p: &Shared) -> String {
@@ -393,11 +412,7 @@ async fn refresh(p: &Shared, behaviour: &Behaviour, token: Option<&String>) -> R
     let mut claims = id_token_claims(p, &access_token);
     merge(&mut claims, &behaviour.refresh_id_token_claims);
     let id_token = sign_jwt(&behaviour.signer, &claims);
-    p.state
-        .lock()
-        .unwrap()
-        .secrets
-        .extend([access_token.clone(), id_token.clone()]);
+    keep_tokens(p, &access_token, &id_token, behaviour.expires_in);
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -439,10 +454,19 @@ fn note_traceparent(p: &Shared, headers: &HeaderMap) {
 
 async fn userinfo(State(p): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     note_traceparent(&p, &headers);
-    let bearer = headers
+    {
+        let mut state = p.state.lock().unwrap();
+        state.userinfo_requests += 1;
+        if state.userinfo_refusals > 0 {
+            state.userinfo_refusals -= 1;
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        }
+    }
+    let expires_at = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !bearer.is_some_and(|b| b.starts_with("Bearer at-")) {
+        .and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "))
+        .and_then(|token| p.state.lock().unwrap().access_tokens.get(token).copied());
+    if expires_at.is_none_or(|at| super::now() >= at) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token");
     }
     let mut claims = json!({

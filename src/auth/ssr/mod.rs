@@ -4,6 +4,7 @@
 pub mod backchannel;
 mod error;
 pub mod malformed;
+pub mod protect;
 pub mod renewal;
 pub mod sign_in;
 pub mod sign_out;

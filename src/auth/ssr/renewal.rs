@@ -17,30 +17,16 @@ use crate::{
     visitor::Visitor,
 };
 
-/// Who is looking. A session store that does not answer makes the visitor unknown, never
-/// signed out.
+/// Who is looking, as pages see them.
 pub async fn current_user() -> Result<Visitor, ServerFnError> {
     let Ok(app) = app_state() else {
         return Ok(Visitor::Anonymous);
     };
     let session = leptos_axum::extract::<Session>().await?;
-    let unknown = |e: tower_sessions::session::Error| {
-        tracing::error!(error = %e, "the session store did not answer");
-        Visitor::Unknown
+    let user = match signed_in(&app, &session).await {
+        Ok(user) => user,
+        Err(visitor) => return Ok(visitor),
     };
-    let mut user = match session::current_user(&session, &app.config.session, &app.metrics).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return Ok(Visitor::Anonymous),
-        Err(e) => return Ok(unknown(e)),
-    };
-    if session::tokens_due(&user) && !renew_tokens(&app, &session, &mut user).await {
-        if let Err(e) = session::sign_out(&session).await {
-            return Ok(unknown(e));
-        }
-        app.metrics.sessions_ended("renewal_refused", 1);
-        tracing::info!(user_id = user.user_id, "session ended: tokens not renewed");
-        return Ok(Visitor::SessionEnded);
-    }
     let provider = app
         .providers
         .of_session(&user.provider, &user.issuer)
@@ -48,6 +34,40 @@ pub async fn current_user() -> Result<Visitor, ServerFnError> {
     Ok(Visitor::SignedIn(Box::new(
         user.profile(&app.config.session, provider),
     )))
+}
+
+/// The signed-in user, with their tokens renewed when due; or who else is looking. A session
+/// store that does not answer makes the visitor unknown, never signed out.
+pub async fn signed_in(app: &AppState, session: &Session) -> Result<SessionUser, Visitor> {
+    let unknown = |e: tower_sessions::session::Error| {
+        tracing::error!(error = %e, "the session store did not answer");
+        Visitor::Unknown
+    };
+    let mut user = match session::current_user(session, &app.config.session, &app.metrics).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(Visitor::Anonymous),
+        Err(e) => return Err(unknown(e)),
+    };
+    if session::tokens_due(&user) && !renew_tokens(app, session, &mut user).await {
+        end_unrenewed(app, session, &user).await?;
+        return Err(Visitor::SessionEnded);
+    }
+    Ok(user)
+}
+
+/// Ends a session whose tokens the provider would not renew.
+pub async fn end_unrenewed(
+    app: &AppState,
+    session: &Session,
+    user: &SessionUser,
+) -> Result<(), Visitor> {
+    if let Err(e) = session::sign_out(session).await {
+        tracing::error!(error = %e, "the session store did not answer");
+        return Err(Visitor::Unknown);
+    }
+    app.metrics.sessions_ended("renewal_refused", 1);
+    tracing::info!(user_id = user.user_id, "session ended: tokens not renewed");
+    Ok(())
 }
 
 /// What became of a refresh, shared with the requests that waited for it.
@@ -67,7 +87,7 @@ const REFRESH_POLL: Duration = Duration::from_millis(25);
 /// Renews the user's tokens, one refresh per session at a time: parallel requests, on this
 /// instance or another, wait for the one that claimed it and take its result. `false` when the
 /// provider refused, and the session must end.
-async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser) -> bool {
+pub async fn renew_tokens(app: &AppState, session: &Session, user: &mut SessionUser) -> bool {
     let Some(refresh_token) = user.refresh_token.clone() else {
         return true;
     };

@@ -1,0 +1,121 @@
+//! For server functions that are for signed-in users only: [`require_user`], and calls to APIs
+//! with the user's access token ([`SignedIn::send`]).
+
+use std::sync::Arc;
+
+use axum::http::{header, StatusCode};
+use leptos::prelude::{use_context, ServerFnError};
+use openidconnect::reqwest;
+use tower_sessions::Session;
+
+use super::{app_state, redirect, renewal, request_headers, same_origin, session};
+use crate::{
+    failure::{self, outage, sign_in_required, SignInFailure, CODE_HEADER},
+    json_errors, links,
+    session::SessionUser,
+    state::AppState,
+    visitor::Visitor,
+};
+
+/// The signed-in user of this request, with fresh tokens.
+pub struct SignedIn {
+    pub user: SessionUser,
+    session: Session,
+    app: Arc<AppState>,
+}
+
+/// The signed-in user, for a server function that is theirs only:
+/// `let mut user = require_user().await?;`. Their access token is renewed first when it is due.
+/// Without a session the call fails: a page load or a plain form post is sent to sign in and
+/// back to the page it came from; any other caller (the WASM client, `fetch`, `curl`) gets a
+/// 401 with a JSON body (`sign_in_required`, or `session_ended`); a 503 while the session store
+/// does not answer.
+pub async fn require_user() -> Result<SignedIn, ServerFnError> {
+    let app = app_state().map_err(|e| ServerFnError::new(e.to_string()))?;
+    let session = session()
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    match renewal::signed_in(&app, &session).await {
+        Ok(user) => Ok(SignedIn { user, session, app }),
+        Err(visitor) => Err(refuse(&app, visitor).await),
+    }
+}
+
+/// Answers a call without a signed-in user, and the error the server function returns.
+async fn refuse(app: &AppState, visitor: Visitor) -> ServerFnError {
+    let (status, code) = match visitor {
+        Visitor::Unknown => (StatusCode::SERVICE_UNAVAILABLE, outage::CODE),
+        Visitor::SessionEnded => (StatusCode::UNAUTHORIZED, SignInFailure::SessionEnded.code()),
+        _ => (StatusCode::UNAUTHORIZED, sign_in_required::CODE),
+    };
+    let headers = request_headers().await;
+    if status == StatusCode::UNAUTHORIZED && json_errors::wants_html(&headers) {
+        // Back to the page the form was on, when it is one of ours.
+        let origin = app.config.public_origin.as_str().trim_end_matches('/');
+        let back = headers
+            .get(header::REFERER)
+            .and_then(|r| r.to_str().ok())
+            .filter(|_| same_origin(&headers, origin))
+            .and_then(|r| r.strip_prefix(origin))
+            .filter(|path| path.starts_with('/'))
+            .map(|path| super::safe_return_to(Some(path)))
+            .unwrap_or_else(|| "/".into());
+        redirect(&links::login(None, Some(&back)));
+    } else if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(status);
+        response.insert_header(
+            axum::http::HeaderName::from_static(CODE_HEADER),
+            axum::http::HeaderValue::from_static(code),
+        );
+    }
+    ServerFnError::new(failure::describe(code).unwrap_or(code))
+}
+
+/// Why a call to an API with the user's token did not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the API could not be reached: {0}")]
+    Unreachable(#[from] reqwest::Error),
+    /// The provider would not renew the tokens: the session has ended.
+    #[error("the session has ended")]
+    SessionEnded,
+}
+
+impl SignedIn {
+    /// Sends the request `build` makes, with the user's access token as its Bearer token. When
+    /// the API answers 401, the tokens are renewed once (the same single renewal per session
+    /// as pages use) and the request sent once more; its answer is the answer, whatever it is.
+    pub async fn send(
+        &mut self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ApiError> {
+        let answer = self.send_once(&build).await?;
+        if answer.status() != reqwest::StatusCode::UNAUTHORIZED || self.user.refresh_token.is_none()
+        {
+            return Ok(answer);
+        }
+        let (app, session) = (self.app.clone(), self.session.clone());
+        if !renewal::renew_tokens(&app, &session, &mut self.user).await {
+            let _ = renewal::end_unrenewed(&app, &session, &self.user).await;
+            return Err(ApiError::SessionEnded);
+        }
+        Ok(self.send_once(&build).await?)
+    }
+
+    async fn send_once(
+        &self,
+        build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        build(&self.app.api_client)
+            .bearer_auth(&self.user.access_token)
+            .send()
+            .await
+    }
+
+    /// The provider that signed this session in.
+    pub fn provider(&self) -> Option<&Arc<crate::oidc::Provider>> {
+        self.app
+            .providers
+            .of_session(&self.user.provider, &self.user.issuer)
+    }
+}
