@@ -1,13 +1,12 @@
 //! Sign in with any OpenID Connect provider: a Leptos SSR app.
 //!
 //! Shared by the server and the browser, lowest first: [`codec`] (server functions' JSON),
-//! [`visitor`] and [`failure`] (what pages
-//! show), [`links`] (the app's addresses), [`auth`] (the sign-in server functions, and
-//! `require_user` for others), [`api_demo`] (an API called with the user's token), [`app`]
-//! (pages and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
+//! [`visitor`] and [`failure`] (what pages show), [`links`] (the app's addresses), [`auth`] (the
+//! sign-in server functions, and `require_user` for others), [`api_demo`] (an API called with
+//! the user's token), [`app`] (pages and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
 //! [`users`], [`session`], [`state`], [`page_cache`], [`json_errors`] (failure pages as JSON),
-//! [`health`], [`metrics`], [`traces`], [`check`] (the `check` command), and [`server`], which
-//! wires them together.
+//! [`bearer`] (`/api/me`, for services with an access token), [`health`], [`metrics`],
+//! [`traces`], [`check`] (the `check` command), and [`server`], which wires them together.
 #![recursion_limit = "256"]
 
 pub mod codec;
@@ -19,6 +18,8 @@ pub mod api_demo;
 pub mod app;
 pub mod auth;
 
+#[cfg(feature = "ssr")]
+pub mod bearer;
 #[cfg(feature = "ssr")]
 pub mod check;
 #[cfg(feature = "ssr")]

@@ -5,6 +5,7 @@ use std::{io::IsTerminal, sync::Arc, time::Duration};
 use crate::{
     app::{shell, App},
     auth::ssr::{backchannel, malformed},
+    bearer,
     config::{self, Config, ConfigError},
     db, health, json_errors,
     metrics::{self, Metrics},
@@ -149,6 +150,7 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
         sessions,
         pending,
         config: Arc::new(config),
+        introspections: Arc::default(),
         shutting_down: Arc::default(),
     })
 }
@@ -163,7 +165,13 @@ pub fn router(state: AppState) -> Router {
             .iter()
             .map(|page| page.path())
             .chain(leptos::server_fn::axum::server_fn_paths().map(|(path, _)| path))
-            .chain(["/backchannel-logout", "/healthz", "/readyz", "/metrics"]),
+            .chain([
+                "/backchannel-logout",
+                "/api/me",
+                "/healthz",
+                "/readyz",
+                "/metrics",
+            ]),
     );
     // Server functions and every rendered page, the 404 page included, get the state: behind
     // an Arc, so that giving it to each request costs one counter, not a copy of every field.
@@ -176,6 +184,7 @@ pub fn router(state: AppState) -> Router {
             "/backchannel-logout",
             axum::routing::post(backchannel::backchannel_logout),
         )
+        .route("/api/me", axum::routing::get(bearer::me))
         .route("/healthz", axum::routing::get(health::healthz))
         .route("/readyz", axum::routing::get(health::readyz));
     // Prometheus reads the metrics here, unless they have a listener of their own.

@@ -5,7 +5,10 @@ use std::sync::{atomic::AtomicBool, Arc};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use crate::{config::Config, db::Db, metrics::Metrics, oidc::Providers, session, users::Users};
+use crate::{
+    bearer::Introspections, config::Config, db::Db, metrics::Metrics, oidc::Providers, session,
+    users::Users,
+};
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -19,6 +22,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// For calls to APIs with a user's access token ([`crate::auth::SignedIn::send`]).
     pub api_client: openidconnect::reqwest::Client,
+    /// Introspection answers about tokens presented to the app's API, kept briefly.
+    pub introspections: Arc<Introspections>,
     /// Set on SIGTERM: `/readyz` then answers 503.
     pub shutting_down: Arc<AtomicBool>,
 }

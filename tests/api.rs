@@ -1,9 +1,14 @@
 //! Calling an API with the signed-in user's access token (the app's `/api-demo`, which asks the
-//! provider's userinfo endpoint), and server functions for signed-in users only.
+//! provider's userinfo endpoint), server functions for signed-in users only, and the app's own
+//! API for services that send an access token (`/api/me`).
 
 mod support;
 
-use support::{run, start_app_with, Behaviour, Stores, TestApp, TestProvider};
+use serde_json::{json, Value};
+use support::{
+    run, sign_jwt, start_app_with, start_app_with_providers, Behaviour, Identity, Key, Signer,
+    Stores, TestApp, TestProvider, CLIENT_ID, SUBJECT,
+};
 
 /// A provider that issues refresh tokens, and the app signed in to it.
 async fn signed_in() -> (TestApp, TestProvider) {
@@ -133,5 +138,229 @@ fn a_server_function_for_signed_in_users_answers_401_or_sends_to_sign_in() {
 
         let page = app.get("/api-demo").await;
         assert_eq!(page.location.as_deref(), Some("/login?return_to=/api-demo"));
+    })
+}
+
+/// What `/api/me` answers to a service sending `authorization`: status, `WWW-Authenticate`
+/// and the JSON body.
+async fn api_me(app: &TestApp, authorization: Option<&str>) -> (u16, String, Value) {
+    let mut request = reqwest::Client::new().get(format!("{}/api/me", app.url));
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    (status, challenge, body)
+}
+
+fn bearer(token: &str) -> Option<String> {
+    Some(format!("Bearer {token}"))
+}
+
+#[test]
+fn api_me_answers_a_good_jwt_access_token_with_its_subject_and_claims() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
+        let token = provider.jwt_access_token(json!({}));
+        let (status, _, me) = api_me(&app, bearer(&token).as_deref()).await;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["subject"], SUBJECT);
+        assert_eq!(me["provider"], "default");
+        assert_eq!(me["client_id"], CLIENT_ID);
+        assert_eq!(me["claims"]["scope"], "openid email");
+        assert_eq!(provider.introspection_requests(), 0, "a JWT needs no call");
+    })
+}
+
+#[test]
+fn api_me_refuses_tokens_that_are_not_good_and_says_why() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
+        let past = support::now() - 600;
+        let other_key = {
+            provider.set_behaviour(Behaviour {
+                signer: Signer::rs256(Key::Rsa2, Some("other-key")),
+                ..Behaviour::default()
+            });
+            let token = provider.jwt_access_token(json!({}));
+            provider.set_behaviour(Behaviour::default());
+            token
+        };
+        let id_token = sign_jwt(
+            &Signer::default(),
+            &json!({ "iss": provider.issuer, "aud": CLIENT_ID, "sub": SUBJECT, "exp": support::now() + 300 }),
+        );
+        for (token, why) in [
+            (provider.jwt_access_token(json!({ "exp": past })), "expired"),
+            (
+                provider.jwt_access_token(json!({ "aud": "another-api" })),
+                "another audience",
+            ),
+            (other_key, "no key of the provider matches"),
+            (
+                provider.jwt_access_token(json!({ "iss": "https://elsewhere.example" })),
+                "issued by no configured provider",
+            ),
+            // An ID token is not an access token: it goes to introspection, which knows it not.
+            (id_token, "no configured provider knows it"),
+            ("made-up".into(), "no configured provider knows it"),
+        ] {
+            let (status, challenge, body) = api_me(&app, bearer(&token).as_deref()).await;
+            assert_eq!(status, 401, "{why}: {body}");
+            assert_eq!(body["error"], "invalid_token", "{why}");
+            assert!(
+                body["error_description"].as_str().unwrap().contains(why),
+                "{why}: {body}"
+            );
+            assert!(
+                challenge.starts_with(r#"Bearer error="invalid_token", error_description=""#),
+                "{why}: {challenge}"
+            );
+        }
+        // No token: a bare challenge, no error code.
+        for authorization in [None, Some("Basic dGVzdDp0ZXN0")] {
+            let (status, challenge, body) = api_me(&app, authorization).await;
+            assert_eq!((status, challenge.as_str()), (401, "Bearer"), "{body}");
+            assert_eq!(body["error"], "token_required");
+        }
+        let (status, _, body) = api_me(&app, Some("Bearer two words")).await;
+        assert_eq!((status, &body["error"]), (401, &json!("invalid_token")));
+    })
+}
+
+#[test]
+fn api_me_asks_the_provider_about_an_opaque_token_and_keeps_its_answer_briefly() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
+        let token = provider.opaque_access_token(CLIENT_ID, 300);
+        for _ in 0..3 {
+            let (status, _, me) = api_me(&app, bearer(&token).as_deref()).await;
+            assert_eq!(status, 200, "{me}");
+            assert_eq!(me["subject"], SUBJECT);
+            assert_eq!(me["client_id"], CLIENT_ID);
+        }
+        assert_eq!(
+            provider.introspection_requests(),
+            1,
+            "asked again within the cache"
+        );
+
+        // Never kept past the token's expiry: asked again then, and refused.
+        let short = provider.opaque_access_token(CLIENT_ID, 2);
+        assert_eq!(api_me(&app, bearer(&short).as_deref()).await.0, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let (status, _, body) = api_me(&app, bearer(&short).as_deref()).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(provider.introspection_requests(), 3);
+    })
+}
+
+#[test]
+fn api_me_takes_opaque_tokens_of_other_clients_only_when_configured() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
+        let reports = provider.opaque_access_token("reports-service", 300);
+        let (status, _, body) = api_me(&app, bearer(&reports).as_deref()).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("reports-service, which the API does not take"),
+            "{body}"
+        );
+
+        let app = start_app_with(
+            &provider.issuer,
+            &Stores::sqlite(),
+            &[("API_CLIENTS", "reports-service, test-client")],
+        )
+        .await;
+        let (status, _, me) = api_me(&app, bearer(&reports).as_deref()).await;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["client_id"], "reports-service");
+        let own = provider.opaque_access_token(CLIENT_ID, 300);
+        assert_eq!(api_me(&app, bearer(&own).as_deref()).await.0, 200);
+    })
+}
+
+#[test]
+fn api_me_takes_jwts_for_the_configured_audience() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let app = start_app_with(
+            &provider.issuer,
+            &Stores::sqlite(),
+            &[("API_AUDIENCE", "https://api.example")],
+        )
+        .await;
+        let for_api = provider.jwt_access_token(json!({ "aud": ["https://api.example", "x"] }));
+        assert_eq!(api_me(&app, bearer(&for_api).as_deref()).await.0, 200);
+        let for_client = provider.jwt_access_token(json!({}));
+        assert_eq!(api_me(&app, bearer(&for_client).as_deref()).await.0, 401);
+    })
+}
+
+#[test]
+fn api_me_answers_503_while_the_provider_cannot_be_asked() {
+    run(async {
+        let provider = TestProvider::down().await;
+        let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/me", app.url))
+            .bearer_auth("opaque-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+    })
+}
+
+/// With several providers, an opaque token is asked about at each until one knows it; that
+/// one's answer decides, whatever the others say.
+#[test]
+fn api_me_asks_each_provider_until_one_knows_the_token() {
+    run(async {
+        let acme = TestProvider::start().await;
+        let globex = TestProvider::start_with(Identity::CAROL).await;
+        let app = start_app_with_providers(
+            &[("acme", &acme), ("globex", &globex)],
+            &Stores::sqlite(),
+            &[],
+        )
+        .await;
+        let carols = globex.opaque_access_token(Identity::CAROL.client_id, 300);
+        let (status, _, me) = api_me(&app, bearer(&carols).as_deref()).await;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(
+            (&me["provider"], &me["subject"]),
+            (&json!("globex"), &json!("carol-subject"))
+        );
+
+        // Acme knows this one, and refuses it: Globex's "not active" does not hide why.
+        let reports = acme.opaque_access_token("reports-service", 300);
+        let (status, _, body) = api_me(&app, bearer(&reports).as_deref()).await;
+        assert_eq!(status, 401);
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("reports-service, which the API does not take"),
+            "{body}"
+        );
     })
 }

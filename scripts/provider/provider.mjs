@@ -18,7 +18,7 @@ import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const port = Number(process.env.PROVIDER_PORT || 4000);
 const globexPort = Number(process.env.PROVIDER_GLOBEX_PORT || port + 1);
@@ -26,6 +26,8 @@ const appUrl = (process.env.APP_URL || 'http://127.0.0.1:3000').replace(/\/$/, '
 const keysFile = process.env.PROVIDER_KEYS_FILE || 'target/dev-provider/jwks.json';
 const accessTokenTtl = Number(process.env.PROVIDER_ACCESS_TOKEN_TTL || 3600);
 const autoSignIn = process.env.PROVIDER_AUTO_SIGN_IN || '';
+// The resource indicator (RFC 8707) of the app's own API: tokens asked for it are JWTs.
+const API_RESOURCE = 'urn:leptos-oidc:api';
 
 // Demo users: the README lists these credentials.
 const ACME_USERS = {
@@ -122,8 +124,18 @@ function configuration(tenant) {
       // Signing out here (or the session ending) tells the app, which ends its sessions too.
       backchannel_logout_uri: `${appUrl}/backchannel-logout`,
       backchannel_logout_session_required: true,
-      grant_types: ['authorization_code', 'refresh_token'],
+      // client_credentials: the app's tokens for its own API (/api/me), as a service gets them.
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
       response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }, {
+      // Another service, whose tokens the app's API does not take unless API_CLIENTS names it.
+      client_id: `${client.client_id}-reports`,
+      client_secret: `${client.client_id}-reports-secret`,
+      client_name: 'Reports service',
+      redirect_uris: [],
+      response_types: [],
+      grant_types: ['client_credentials'],
       token_endpoint_auth_method: 'client_secret_basic',
     }],
     claims: {
@@ -161,6 +173,24 @@ function configuration(tenant) {
     },
     features: {
       devInteractions: { enabled: false },
+      // The app's API takes tokens this provider vouches for: opaque ones through
+      // introspection, and JWT access tokens (RFC 9068), issued for the resource
+      // API_RESOURCE with the app's client id as their audience (the app's default API_AUDIENCE).
+      introspection: {
+        enabled: true,
+        // Confidential clients may ask about any token (oidc-provider's default, made explicit).
+        async allowedPolicy(ctx) {
+          return ctx.oidc.client.clientAuthMethod !== 'none';
+        },
+      },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        async getResourceServerInfo(_ctx, resource) {
+          if (resource !== API_RESOURCE) throw new errors.InvalidTarget();
+          return { scope: 'api', audience: tenant.client.client_id, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

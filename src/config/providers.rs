@@ -40,6 +40,12 @@ pub struct ProviderConfig {
     pub clock_skew: Duration,
     /// How long one request to the provider may take before the user is told it is slow.
     pub timeout: Duration,
+    /// The `aud` a JWT access token must name for the app's own API (`API_AUDIENCE`; by
+    /// default this provider's client id).
+    pub api_audience: String,
+    /// The clients whose opaque access tokens the app's API takes, as introspection names them
+    /// (`API_CLIENTS`, comma-separated; by default this app's own client at this provider).
+    pub api_clients: Vec<String>,
 }
 
 impl ProviderConfig {
@@ -218,11 +224,21 @@ fn provider(
         id: id.to_owned(),
         label: var(&format!("{prefix}LABEL")).unwrap_or_else(|| default_label.to_owned()),
         issuer,
-        client_id: ClientId::new(client_id),
         client_secret: ClientSecret::new(client_secret),
         scopes: scopes.into_iter().filter(|s| s != "openid").collect(),
         clock_skew: seconds("CLOCK_SKEW_SECONDS", 60)?,
         timeout,
+        api_audience: var("API_AUDIENCE").unwrap_or_else(|| client_id.clone()),
+        api_clients: match var("API_CLIENTS") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => vec![client_id.clone()],
+        },
+        client_id: ClientId::new(client_id),
     })
 }
 

@@ -16,8 +16,8 @@ use openidconnect::{
         CoreSubjectIdentifierType,
     },
     AdditionalProviderMetadata, AuthType, DiscoveryError, EndSessionUrl, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, JsonWebKeySetUrl, LogoutProviderMetadata, ProviderMetadata,
-    RedirectUrl,
+    EndpointNotSet, EndpointSet, IntrospectionUrl, JsonWebKeySetUrl, LogoutProviderMetadata,
+    ProviderMetadata, RedirectUrl,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
@@ -64,16 +64,17 @@ pub(super) type OidcClient = CoreClient<
 >;
 
 /// Discovery fields beyond the core ones: RFC 9207's promise to name the issuer in every
-/// authorization response.
+/// authorization response, and RFC 8414's introspection endpoint (RFC 7662).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub(super) struct IssParameter {
+pub(super) struct ExtraMetadata {
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
+    introspection_endpoint: Option<IntrospectionUrl>,
 }
-impl AdditionalProviderMetadata for IssParameter {}
+impl AdditionalProviderMetadata for ExtraMetadata {}
 
 type Discovered = ProviderMetadata<
-    LogoutProviderMetadata<IssParameter>,
+    LogoutProviderMetadata<ExtraMetadata>,
     CoreAuthDisplay,
     CoreClientAuthMethod,
     CoreClaimName,
@@ -95,6 +96,8 @@ pub(super) struct Metadata {
     /// [`ALLOWED_ALGS`] that the provider says it signs ID tokens with.
     pub signing_algs: Vec<CoreJwsSigningAlgorithm>,
     pub end_session: Option<EndSessionUrl>,
+    /// RFC 7662: where to ask about an access token presented to the app's API.
+    pub introspection: Option<IntrospectionUrl>,
     /// RFC 9207: every authorization response names the issuer; one without is refused.
     pub iss_parameter_supported: bool,
     fetched_at: Instant,
@@ -219,6 +222,7 @@ impl Discovery {
         let iss_parameter_supported = extra
             .additional_metadata
             .authorization_response_iss_parameter_supported;
+        let introspection = extra.additional_metadata.introspection_endpoint.clone();
         let jwks = jwk::key_set(metadata.jwks());
         let jwks_uri = metadata.jwks_uri().clone();
         let client = CoreClient::from_provider_metadata(
@@ -234,6 +238,7 @@ impl Discovery {
             jwks_uri,
             signing_algs,
             end_session,
+            introspection,
             iss_parameter_supported,
             fetched_at: Instant::now(),
         })
@@ -278,6 +283,7 @@ impl Discovery {
             jwks_uri: current.jwks_uri.clone(),
             signing_algs: current.signing_algs.clone(),
             end_session: current.end_session.clone(),
+            introspection: current.introspection.clone(),
             iss_parameter_supported: current.iss_parameter_supported,
             fetched_at: current.fetched_at,
         });
@@ -314,7 +320,7 @@ mod tests {
     #[test]
     fn the_iss_parameter_promise_is_read_from_discovery() {
         let read = |json: &str| -> bool {
-            serde_json::from_str::<IssParameter>(json)
+            serde_json::from_str::<ExtraMetadata>(json)
                 .unwrap()
                 .authorization_response_iss_parameter_supported
         };

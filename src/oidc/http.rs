@@ -42,6 +42,7 @@ pub(super) enum Endpoint {
     Keys,
     Token,
     Userinfo,
+    Introspection,
 }
 
 impl Endpoint {
@@ -51,6 +52,7 @@ impl Endpoint {
             Self::Keys => "keys",
             Self::Token => "token",
             Self::Userinfo => "userinfo",
+            Self::Introspection => "introspection",
         }
     }
 }

@@ -172,6 +172,8 @@ pub(super) mod tests {
             scopes: vec![],
             clock_skew: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
+            api_audience: CLIENT.into(),
+            api_clients: vec![CLIENT.into()],
         }
     }
 

@@ -2,7 +2,14 @@
 //! not parse (`sid`, `nbf`), and logout tokens, which it does not know.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use openidconnect::{core::CoreJwsSigningAlgorithm, JsonWebKey};
 use serde_json::Value;
+
+use super::{
+    discovery::alg_names,
+    jwk::{Jwk, KeySet},
+    Refusal,
+};
 
 /// A compact JWS, split. Nothing in it is trusted until its signature is verified.
 pub(super) struct Compact<'a> {
@@ -32,6 +39,56 @@ impl<'a> Compact<'a> {
     pub fn claims(&self) -> Option<Value> {
         decode_json(self.payload)
     }
+
+    /// Verifies the signature with the key of `jwks` that the header names (or the only one),
+    /// by one of `algs`. `what` names the token in the refusal.
+    pub fn verify(
+        &self,
+        jwks: &KeySet,
+        algs: &[CoreJwsSigningAlgorithm],
+        what: &str,
+    ) -> Result<(), Refusal> {
+        let refused = |why: &str| Refusal::Invalid(format!("{what}: {why}"));
+        let alg = self.header["alg"].as_str().unwrap_or("none");
+        let alg = serde_json::from_value::<CoreJwsSigningAlgorithm>(alg.into())
+            .ok()
+            .filter(|a| algs.contains(a))
+            .ok_or_else(|| {
+                refused(&format!(
+                    "signed with {alg}, which is not allowed (allowed: {})",
+                    alg_names(algs)
+                ))
+            })?;
+        let kid = self.header.get("kid").and_then(Value::as_str);
+        let keys: Vec<&Jwk> = jwks
+            .keys()
+            .iter()
+            .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)
+            .collect();
+        match keys[..] {
+            [key] => key
+                .verify_signature(&alg, self.signed, &self.signature)
+                .map_err(|_| refused("bad signature")),
+            [] if kid.is_some() => Err(Refusal::UnknownKey),
+            _ => Err(refused("no kid, and the provider has several keys")),
+        }
+    }
+
+    /// The `typ` of the header, lowercase and without `application/`, when there is one.
+    pub fn typ(&self) -> Option<String> {
+        let typ = self.header.get("typ")?.as_str().unwrap_or_default();
+        let typ = typ.to_ascii_lowercase();
+        Some(typ.strip_prefix("application/").unwrap_or(&typ).to_owned())
+    }
+}
+
+/// Whether the `aud` claim (one string, or several) names `audience`.
+pub(super) fn has_audience(claims: &Value, audience: &str) -> bool {
+    match &claims["aud"] {
+        Value::String(aud) => aud == audience,
+        Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    }
 }
 
 /// A base64url JSON part of a JWT.
@@ -49,6 +106,12 @@ pub(super) fn claims(jwt: &str) -> Option<Value> {
 /// One claim of a compact JWT, as it was sent (see [`claims`]).
 pub(super) fn claim(jwt: &str, name: &str) -> Option<Value> {
     claims(jwt)?.get_mut(name).map(Value::take)
+}
+
+/// The issuer a compact JWT claims to come from, unverified: which provider's keys to check it
+/// with, and nothing more.
+pub(super) fn claimed_issuer(jwt: &str) -> Option<String> {
+    claims(jwt)?.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// The `alg` of a compact JWT's header, unverified.

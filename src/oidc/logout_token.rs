@@ -4,25 +4,15 @@
 //! `jti` and lifetime returned.
 
 use chrono::Utc;
-use openidconnect::{core::CoreJwsSigningAlgorithm, JsonWebKey};
+use openidconnect::core::CoreJwsSigningAlgorithm;
 use serde_json::Value;
 
-use super::{
-    discovery::alg_names,
-    jwk::{Jwk, KeySet},
-    jwt, LogoutOrder, Refusal,
-};
+use super::{jwk::KeySet, jwt, LogoutOrder, Refusal};
 use crate::config::ProviderConfig;
 
 const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// How long a logout token without `exp` is taken after its `iat`.
 const MAX_AGE: i64 = 120;
-
-/// The issuer a logout token claims to come from, unverified: which provider's keys to check it
-/// with, and nothing more.
-pub fn claimed_issuer(token: &str) -> Option<String> {
-    jwt::claims(token)?.get("iss")?.as_str().map(str::to_owned)
-}
 
 /// Checks a logout token of the provider of `config`, whose keys are `jwks` and algorithms
 /// `algs`.
@@ -34,49 +24,20 @@ pub(super) fn check(
 ) -> Result<LogoutOrder, Refusal> {
     let refused = |why: &str| Refusal::Invalid(format!("logout token: {why}"));
     let jws = jwt::Compact::parse(token).ok_or_else(|| refused("not a signed JWT"))?;
-    let alg = jws.header["alg"].as_str().unwrap_or("none");
-    let alg = serde_json::from_value::<CoreJwsSigningAlgorithm>(alg.into())
-        .ok()
-        .filter(|a| algs.contains(a))
-        .ok_or_else(|| {
-            refused(&format!(
-                "signed with {alg}, which is not allowed (allowed: {})",
-                alg_names(algs)
-            ))
-        })?;
-    if let Some(typ) = jws.header.get("typ") {
-        let typ = typ.as_str().unwrap_or_default().to_ascii_lowercase();
-        let typ = typ.strip_prefix("application/").unwrap_or(&typ);
-        if typ != "logout+jwt" && typ != "jwt" {
-            return Err(refused("typ is not logout+jwt"));
-        }
+    if jws
+        .typ()
+        .is_some_and(|typ| typ != "logout+jwt" && typ != "jwt")
+    {
+        return Err(refused("typ is not logout+jwt"));
     }
-    let kid = jws.header.get("kid").and_then(Value::as_str);
-    let keys: Vec<&Jwk> = jwks
-        .keys()
-        .iter()
-        .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)
-        .collect();
-    match keys[..] {
-        [key] => key
-            .verify_signature(&alg, jws.signed, &jws.signature)
-            .map_err(|_| refused("bad signature"))?,
-        [] if kid.is_some() => return Err(Refusal::UnknownKey),
-        _ => return Err(refused("no kid, and the provider has several keys")),
-    }
+    jws.verify(jwks, algs, "logout token")?;
 
     let claims = jws.claims().ok_or_else(|| refused("unreadable claims"))?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     if text("iss").as_deref() != Some(config.issuer.as_str()) {
         return Err(refused("another issuer"));
     }
-    let client_id = config.client_id.as_str();
-    let for_us = match &claims["aud"] {
-        Value::String(aud) => aud == client_id,
-        Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(client_id)),
-        _ => false,
-    };
-    if !for_us {
+    if !jwt::has_audience(&claims, config.client_id.as_str()) {
         return Err(refused("another audience"));
     }
     let now = Utc::now().timestamp();
@@ -169,10 +130,10 @@ mod tests {
     #[test]
     fn the_issuer_it_claims_finds_the_provider_to_check_it() {
         assert_eq!(
-            claimed_issuer(&token(header(), json!({}))).as_deref(),
+            jwt::claimed_issuer(&token(header(), json!({}))).as_deref(),
             Some(ISSUER)
         );
-        assert_eq!(claimed_issuer("garbage"), None);
+        assert_eq!(jwt::claimed_issuer("garbage"), None);
     }
 
     #[test]

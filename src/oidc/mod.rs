@@ -4,9 +4,11 @@
 //! - [`provider`]: one provider's flow (begin, complete, refresh, end-session URL, logout
 //!   tokens);
 //! - [`discovery`]: its metadata and keys, cached and kept fresh;
-//! - [`id_token`] and [`logout_token`]: the checks on the tokens it signs;
+//! - [`id_token`] and [`logout_token`]: the checks on the tokens it signs; [`access_token`]:
+//!   those on access tokens presented to the app's own API (JWT, or introspection);
 //! - [`http`]: calls to it, bounded in time; [`jwt`]: reading compact JWTs.
 
+pub mod access_token;
 mod discovery;
 mod http;
 mod id_token;
@@ -19,7 +21,7 @@ mod registry;
 use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use provider::Provider;
 pub use registry::Providers;
@@ -99,6 +101,20 @@ pub struct Refreshed {
     pub access_expires_at: Option<i64>,
     pub refresh_token: Option<String>,
     pub id_token: Option<String>,
+}
+
+/// What a provider vouches for about an access token presented to the app's API.
+#[derive(Clone, Debug, Serialize)]
+pub struct Vouched {
+    /// The id of the provider that vouched.
+    pub provider: String,
+    pub subject: Option<String>,
+    /// The client the token was issued to, when it says.
+    pub client_id: Option<String>,
+    /// Unix seconds, when the token says.
+    pub expires_at: Option<i64>,
+    /// The token's claims (a JWT's payload, or the introspection answer), as the provider said.
+    pub claims: Map<String, Value>,
 }
 
 /// What a valid logout token orders: end the sessions of the provider session `sid`, or of the

@@ -10,19 +10,21 @@ use openidconnect::{
         CoreAuthenticationFlow, CoreErrorResponseType, CoreIdToken, CoreTokenResponse,
         CoreTokenType, CoreUserInfoClaims,
     },
-    AuthorizationCode, CsrfToken, LogoutRequest, Nonce, NonceVerifier, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl, RefreshToken,
-    RequestTokenError, Scope, StandardErrorResponse, TokenResponse, UserInfoError,
+    AccessToken, AuthorizationCode, CsrfToken, LogoutRequest, Nonce, NonceVerifier,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse, UserInfoError,
 };
 use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
 use super::{
+    access_token,
     discovery::{Discovery, Metadata},
     http::{error_chain, Endpoint},
     id_token::{self, Checked},
     jwt, logout_token, LogoutOrder, OidcError, PendingSignIn, Refreshed, Refusal, VerifiedUser,
+    Vouched,
 };
 use crate::{config::ProviderConfig, metrics::Metrics};
 
@@ -245,6 +247,44 @@ impl Provider {
             refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
             id_token,
         })
+    }
+
+    /// Checks a JWT access token (RFC 9068) presented to the app's API, with this provider's
+    /// keys.
+    pub async fn verify_access_token(&self, token: &str) -> Result<Vouched, OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        let (vouched, _) = self
+            .with_current_keys(metadata, "access token", |m| {
+                access_token::check_jwt(token, &m.jwks, &self.config)
+            })
+            .await?;
+        Ok(vouched)
+    }
+
+    /// Asks the provider about an access token presented to the app's API (RFC 7662), with the
+    /// app's client credentials. `None` when it does not know the token as an active one.
+    pub async fn introspect(&self, token: &str) -> Result<Option<Vouched>, OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        let Some(url) = metadata.introspection.clone() else {
+            return Err(OidcError::Misconfigured(
+                "the provider has no introspection endpoint".into(),
+            ));
+        };
+        let client = metadata.client.clone().set_introspection_url(url);
+        let token = AccessToken::new(token.to_owned());
+        let request = client
+            .introspect(&token)
+            .set_token_type_hint("access_token");
+        let answer = self
+            .discovery
+            .http
+            .bounded(
+                Endpoint::Introspection,
+                request.request_async(&self.discovery.http.client),
+            )
+            .await?
+            .map_err(|e| token_error(e, OidcError::Unavailable))?;
+        access_token::check_introspection(&answer, &self.config).map_err(OidcError::TokenRefused)
     }
 
     /// Validates a back-channel logout token with this provider's keys.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{logout_token, Provider};
+use super::{jwt, Provider};
 use crate::{config::Config, metrics::Metrics};
 
 pub struct Providers(Vec<Arc<Provider>>);
@@ -61,10 +61,10 @@ impl Providers {
         }
     }
 
-    /// The provider whose logout token this claims to be (by its `iss`, unverified: its keys
-    /// alone then decide).
-    pub fn for_logout_token(&self, token: &str) -> Option<&Arc<Provider>> {
-        self.by_issuer(&logout_token::claimed_issuer(token)?)
+    /// The provider whose JWT (a logout token, an access token) this claims to be (by its
+    /// `iss`, unverified: its keys alone then decide).
+    pub fn for_jwt(&self, token: &str) -> Option<&Arc<Provider>> {
+        self.by_issuer(&jwt::claimed_issuer(token)?)
     }
 }
 

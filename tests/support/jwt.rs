@@ -106,12 +106,18 @@ pub fn at_hash(access_token: &str) -> String {
 
 /// A compact JWS of `claims`, as `signer` makes it.
 pub fn sign_jwt(signer: &Signer, claims: &Value) -> String {
+    sign_typed_jwt(signer, "JWT", claims)
+}
+
+/// A compact JWS of `claims` with this `typ` (`at+jwt` for an access token), as `signer` makes
+/// it.
+pub fn sign_typed_jwt(signer: &Signer, typ: &str, claims: &Value) -> String {
     let (alg, kid) = match signer {
         Signer::Key { alg, kid, .. } => (*alg, *kid),
         Signer::Unsigned => ("none", None),
         Signer::Hmac(_) => ("HS256", None),
     };
-    let mut header = json!({ "alg": alg, "typ": "JWT" });
+    let mut header = json!({ "alg": alg, "typ": typ });
     if let Some(kid) = kid {
         header["kid"] = kid.into();
     }

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::{
-    jwt::{at_hash, default_jwks, sign_jwt, tamper_signature, Signer},
+    jwt::{at_hash, default_jwks, sign_jwt, sign_typed_jwt, tamper_signature, Signer},
     merge, now, unique_name,
 };
 
@@ -122,8 +122,10 @@ struct ProviderState {
     jwks_requests: usize,
     /// Refresh tokens that still work.
     refresh_tokens: std::collections::HashSet<String>,
-    /// Access tokens issued, and when each expires (Unix seconds): userinfo takes no other.
-    access_tokens: HashMap<String, i64>,
+    /// Access tokens issued, the client each was issued to, and when each expires (Unix
+    /// seconds): userinfo and introspection take no other.
+    access_tokens: HashMap<String, (String, i64)>,
+    introspection_requests: usize,
     issued: usize,
     /// Every code and token handed out: what must never show in the app's logs or traces.
     secrets: Vec<String>,
@@ -176,6 +178,7 @@ impl TestProvider {
             .route("/keys/current", get(jwks))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
+            .route("/introspect", post(introspect))
             .with_state(shared);
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         Self {
@@ -215,6 +218,37 @@ impl TestProvider {
     /// The next `calls` userinfo calls are refused with a 401 (`invalid_token`).
     pub fn refuse_userinfo(&self, calls: usize) {
         self.state.lock().unwrap().userinfo_refusals = calls;
+    }
+
+    pub fn introspection_requests(&self) -> usize {
+        self.state.lock().unwrap().introspection_requests
+    }
+
+    /// An opaque access token for `client`, good for `seconds`, as the client credentials
+    /// grant would give one.
+    pub fn opaque_access_token(&self, client: &str, seconds: i64) -> String {
+        let mut state = self.state.lock().unwrap();
+        state.issued += 1;
+        let token = format!("at-opaque-{}-{}", state.issued, unique_name());
+        let expires_at = now() + seconds;
+        state
+            .access_tokens
+            .insert(token.clone(), (client.to_owned(), expires_at));
+        token
+    }
+
+    /// A JWT access token (RFC 9068) for the app's client about the provider's user, signed as
+    /// the provider signs ID tokens, with `changes` made to its claims (`null` removes one).
+    pub fn jwt_access_token(&self, changes: Value) -> String {
+        let now = now();
+        let mut claims = json!({
+            "iss": self.issuer, "aud": self.identity.client_id, "sub": self.identity.subject,
+            "client_id": self.identity.client_id, "iat": now, "exp": now + 300,
+            "jti": unique_name(), "scope": "openid email",
+        });
+        merge(&mut claims, changes.as_object().unwrap());
+        let signer = self.state.lock().unwrap().behaviour.signer.clone();
+        sign_typed_jwt(&signer, "at+jwt", &claims)
     }
 
     /// Every code and token this provider handed out.
@@ -259,6 +293,7 @@ async fn discovery(State(p): State<Arc<Shared>>) -> Json<Value> {
         "userinfo_endpoint": format!("{i}/userinfo"),
         "jwks_uri": format!("{i}/jwks"),
         "end_session_endpoint": format!("{i}/session/end"),
+        "introspection_endpoint": format!("{i}/introspect"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -299,18 +334,7 @@ async fn token(
         let grant = form.get("code").and_then(|c| state.grants.remove(c));
         (grant, state.behaviour.clone())
     };
-    let expected_auth = format!(
-        "Basic {}",
-        STANDARD.encode(format!(
-            "{}:{}",
-            p.identity.client_id, p.identity.client_secret
-        ))
-    );
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some(&expected_auth)
-    {
+    if !client_authenticated(&p, &headers) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
@@ -373,8 +397,11 @@ fn id_token_claims(p: &Shared, access_token: &str) -> Value {
 /// `expires_in` seconds.
 fn keep_tokens(p: &Shared, access_token: &str, id_token: &str, expires_in: Option<i64>) {
     let mut state = p.state.lock().unwrap();
-    let expires_at = super::now() + expires_in.unwrap_or(300);
-    state.access_tokens.insert(access_token.into(), expires_at);
+    let expires_at = now() + expires_in.unwrap_or(300);
+    let client = p.identity.client_id.to_owned();
+    state
+        .access_tokens
+        .insert(access_token.into(), (client, expires_at));
     state.secrets.extend([access_token.into(), id_token.into()]);
 }
 
@@ -452,6 +479,47 @@ fn note_traceparent(p: &Shared, headers: &HeaderMap) {
     }
 }
 
+/// Whether the request carries the app's client credentials (`client_secret_basic`).
+fn client_authenticated(p: &Shared, headers: &HeaderMap) -> bool {
+    let expected = format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "{}:{}",
+            p.identity.client_id, p.identity.client_secret
+        ))
+    );
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&expected)
+}
+
+/// RFC 7662 introspection, for the app's client: an access token it issued and that has not
+/// expired is active, with the client it was issued to; anything else is not.
+async fn introspect(
+    State(p): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let mut state = p.state.lock().unwrap();
+    state.introspection_requests += 1;
+    if !client_authenticated(&p, &headers) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let issued = form
+        .get("token")
+        .and_then(|token| state.access_tokens.get(token))
+        .filter(|(_, expires_at)| now() < *expires_at);
+    match issued {
+        Some((client, expires_at)) => Json(json!({
+            "active": true, "client_id": client, "sub": p.identity.subject,
+            "exp": expires_at, "iss": p.issuer, "token_type": "Bearer", "scope": "openid email",
+        }))
+        .into_response(),
+        None => Json(json!({ "active": false })).into_response(),
+    }
+}
+
 async fn userinfo(State(p): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     note_traceparent(&p, &headers);
     {
@@ -465,8 +533,15 @@ async fn userinfo(State(p): State<Arc<Shared>>, headers: HeaderMap) -> Response 
     let expires_at = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "))
-        .and_then(|token| p.state.lock().unwrap().access_tokens.get(token).copied());
-    if expires_at.is_none_or(|at| super::now() >= at) {
+        .and_then(|token| {
+            p.state
+                .lock()
+                .unwrap()
+                .access_tokens
+                .get(token)
+                .map(|t| t.1)
+        });
+    if expires_at.is_none_or(|at| now() >= at) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token");
     }
     let mut claims = json!({

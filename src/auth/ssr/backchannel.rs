@@ -94,7 +94,7 @@ async fn end_sessions(
     let Form(form) = form.map_err(|e| BackchannelError::BadForm(e.body_text()))?;
     let provider = app
         .providers
-        .for_logout_token(&form.logout_token)
+        .for_jwt(&form.logout_token)
         .ok_or(BackchannelError::UnknownIssuer)?;
     let order = provider.verify_logout_token(&form.logout_token).await?;
     let issuer = provider.issuer();
