@@ -140,13 +140,20 @@ fn SignInLink(label: String, provider: Option<String>, return_to: Option<String>
 }
 
 /// A plain form: signs out with or without WASM. The token proves the post came from our page.
-/// With `everywhere`, a second button ends the user's sessions in every browser.
+/// With `everywhere`, a second button ends the user's sessions in every browser. With
+/// `at_provider`, for a sign-in the app refused: only the provider has a session to end.
 #[component]
-fn SignOutForm(csrf_token: String, #[prop(optional)] everywhere: bool) -> impl IntoView {
+fn SignOutForm(
+    csrf_token: String,
+    #[prop(optional)] everywhere: bool,
+    #[prop(optional)] at_provider: bool,
+) -> impl IntoView {
     view! {
         <form class="sign-out" method="post" action="/logout">
             <input type="hidden" name="csrf" value=csrf_token />
-            <button type="submit">"Sign out"</button>
+            <button type="submit">
+                {if at_provider { "Sign out at your provider" } else { "Sign out" }}
+            </button>
             {everywhere
                 .then(|| {
                     view! {
@@ -195,11 +202,12 @@ fn Home() -> impl IntoView {
 #[component]
 fn SignIn() -> impl IntoView {
     let query = use_query_map();
-    let (failure, provider, return_to) = query.with_untracked(|q| {
+    let (failure, provider, return_to, rule) = query.with_untracked(|q| {
         (
             q.get("error").map(|e| SignInFailure::from_code(&e)),
             q.get("provider"),
             q.get("return_to"),
+            q.get("rule"),
         )
     });
     match failure {
@@ -219,6 +227,7 @@ fn SignIn() -> impl IntoView {
         ),
     };
     let failed = failure.is_some();
+    let not_allowed = failure == Some(Some(SignInFailure::NotAllowed));
     view! {
         <Title text=title />
         {with_visit(move |visit| {
@@ -244,6 +253,16 @@ fn SignIn() -> impl IntoView {
                 <section class="card" class:error=failed>
                     <h1>{title}</h1>
                     <p role=failed.then_some("alert")>{message}</p>
+                    // The app's rule the account did not satisfy, and a way to another account.
+                    {not_allowed
+                        .then(|| {
+                            view! {
+                                {rule
+                                    .clone()
+                                    .map(|rule| view! { <p>"It requires " <code>{rule}</code> "."</p> })}
+                                <SignOutForm csrf_token=String::new() at_provider=true />
+                            }
+                        })}
                     {choices}
                     <p>
                         <A href="/">"Back to the home page"</A>

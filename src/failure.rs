@@ -27,10 +27,12 @@ pub enum SignInFailure {
     UnknownProvider,
     /// Missing, repeated or unreadable parameters.
     BadRequest,
+    /// The provider signed the user in, but their claims lack what this app requires there.
+    NotAllowed,
 }
 
 impl SignInFailure {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::AccessDenied,
         Self::LoginRequired,
         Self::ProviderError,
@@ -45,6 +47,7 @@ impl SignInFailure {
         Self::SessionEnded,
         Self::UnknownProvider,
         Self::BadRequest,
+        Self::NotAllowed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -63,6 +66,7 @@ impl SignInFailure {
             Self::SessionEnded => "session_ended",
             Self::UnknownProvider => "unknown_provider",
             Self::BadRequest => "bad_request",
+            Self::NotAllowed => "not_allowed",
         }
     }
 
@@ -85,7 +89,7 @@ impl SignInFailure {
     /// The HTTP status of the page that reports it.
     pub fn status(self) -> u16 {
         match self {
-            Self::AccessDenied => 403,
+            Self::AccessDenied | Self::NotAllowed => 403,
             Self::ProviderUnavailable | Self::ProviderMisconfigured | Self::StorageUnavailable => {
                 503
             }
@@ -108,6 +112,7 @@ impl SignInFailure {
             Self::SessionEnded => "Your session has ended",
             Self::UnknownProvider => "No such way to sign in",
             Self::BadRequest => "That request was malformed",
+            Self::NotAllowed => "This account may not use this app",
             _ => "Sign-in failed",
         }
     }
@@ -128,6 +133,7 @@ impl SignInFailure {
             Self::SessionEnded => "Your identity provider no longer vouches for your session (it may have been ended there, or expired), so you were signed out here. Please sign in again.",
             Self::UnknownProvider => "This app does not sign in with that provider. Choose one of these:",
             Self::BadRequest => "The address had missing, repeated or unreadable parts, so nothing was done.",
+            Self::NotAllowed => "Your identity provider signed you in, but this app requires something your account there does not have, so you were not signed in here. To use another account, sign out at your provider first.",
         }
     }
 }
@@ -191,6 +197,12 @@ pub mod sign_in_required {
     pub const MESSAGE: &str = "This is for signed-in users: sign in first.";
 }
 
+/// Signed in, but without the claim value a server function requires.
+pub mod forbidden {
+    pub const CODE: &str = "forbidden";
+    pub const MESSAGE: &str = "Your account may not do this.";
+}
+
 /// No page at the address asked for.
 pub mod not_found {
     pub const CODE: &str = "not_found";
@@ -203,6 +215,7 @@ pub fn describe(code: &str) -> Option<&'static str> {
         outage::CODE => Some(outage::MESSAGE),
         not_found::CODE => Some(not_found::MESSAGE),
         sign_in_required::CODE => Some(sign_in_required::MESSAGE),
+        forbidden::CODE => Some(forbidden::MESSAGE),
         _ => SignInFailure::from_code(code)
             .map(SignInFailure::message)
             .or_else(|| {

@@ -1,6 +1,7 @@
 //! Sign in with any OpenID Connect provider: a Leptos SSR app.
 //!
 //! Shared by the server and the browser, lowest first: [`codec`] (server functions' JSON),
+//! [`claims`] (rules on a user's claims),
 //! [`visitor`] and [`failure`] (what pages show), [`links`] (the app's addresses), [`auth`] (the
 //! sign-in server functions, and `require_user` for others), [`api_demo`] (an API called with
 //! the user's token), [`app`] (pages and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
@@ -9,6 +10,7 @@
 //! [`traces`], [`check`] (the `check` command), and [`server`], which wires them together.
 #![recursion_limit = "256"]
 
+pub mod claims;
 pub mod codec;
 pub mod failure;
 pub mod links;

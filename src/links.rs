@@ -28,6 +28,18 @@ pub fn sign_in_page(
     )
 }
 
+/// `/signin` telling that the account of `provider` does not satisfy `rule` (`claim:value`).
+pub fn not_allowed_page(provider: Option<&str>, rule: &str) -> String {
+    with_query(
+        "/signin",
+        &[
+            ("error", Some(SignInFailure::NotAllowed.code())),
+            ("provider", provider),
+            ("rule", Some(rule)),
+        ],
+    )
+}
+
 /// `/logout`: the sign-out page, telling why the sign-out did not happen.
 pub fn sign_out_page(failure: SignOutFailure) -> String {
     with_query("/logout", &[("error", Some(failure.code()))])

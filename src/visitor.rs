@@ -22,6 +22,23 @@ pub struct Profile {
     pub csrf_token: String,
 }
 
+impl Profile {
+    /// Whether the claim `name` is `value`, or a list that includes it ([`crate::claims`]): for
+    /// showing a part of a page to some users only. What they may do is the server's to decide
+    /// (`SignedIn::require_claim`); a page only shows or hides.
+    pub fn has_claim(&self, name: &str, value: &str) -> bool {
+        self.claims
+            .iter()
+            .find(|(claim, _)| claim == name)
+            .is_some_and(|(_, text)| {
+                // Claims reach pages as text: lists and booleans as their JSON.
+                let parsed = serde_json::from_str(text)
+                    .unwrap_or_else(|_| serde_json::Value::String(text.clone()));
+                crate::claims::has_value(&parsed, value)
+            })
+    }
+}
+
 /// Who is looking at a page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Visitor {
@@ -52,4 +69,35 @@ pub struct Visit {
     pub visitor: Visitor,
     /// In the configured order, this browser's last used first.
     pub choices: Vec<ProviderChoice>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_sees_claim_values_in_lists_and_alone() {
+        let profile = Profile {
+            name: "Alice".into(),
+            email: None,
+            provider: "Acme".into(),
+            issuer: "https://idp.example".into(),
+            subject: "alice".into(),
+            claims: vec![
+                ("email_verified".into(), "true".into()),
+                ("groups".into(), r#"["staff","admins"]"#.into()),
+                ("team".into(), "blue".into()),
+            ],
+            signed_in_at: String::new(),
+            session_ends_at: String::new(),
+            access_token_expires_at: None,
+            access_token_renews: false,
+            csrf_token: String::new(),
+        };
+        assert!(profile.has_claim("groups", "admins"));
+        assert!(profile.has_claim("team", "blue"));
+        assert!(profile.has_claim("email_verified", "true"));
+        assert!(!profile.has_claim("groups", "owners"));
+        assert!(!profile.has_claim("roles", "admins"));
+    }
 }

@@ -364,3 +364,42 @@ fn api_me_asks_each_provider_until_one_knows_the_token() {
         );
     })
 }
+
+/// A server function of the team's own, for admins only: `require_user`, then `require_claim`.
+#[leptos::server(endpoint = "admins_only")]
+async fn admins_only() -> Result<String, leptos::prelude::ServerFnError> {
+    let user = leptos_oidc::auth::require_user().await?;
+    user.require_claim("groups", "admins")?;
+    Ok(format!("hello, {}", user.user.subject))
+}
+
+#[test]
+fn a_server_function_may_require_a_claim_value() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let with_groups = |groups: Value| Behaviour {
+            userinfo_claims: json!({ "groups": groups }).as_object().unwrap().clone(),
+            ..Behaviour::default()
+        };
+        provider.set_behaviour(with_groups(json!(["staff"])));
+        let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
+        app.sign_in(&provider).await;
+        let call = |app: &TestApp| {
+            app.client
+                .post(format!("{}/api/admins_only", app.url))
+                .header("accept", "application/json")
+                .send()
+        };
+        let refused = call(&app).await.unwrap();
+        assert_eq!(refused.status(), 403);
+        let body: Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], "forbidden", "{body}");
+
+        provider.set_behaviour(with_groups(json!(["staff", "admins"])));
+        let admin = app.in_another_browser();
+        admin.sign_in(&provider).await;
+        let allowed = call(&admin).await.unwrap();
+        assert_eq!(allowed.status(), 200);
+        assert!(allowed.text().await.unwrap().contains(SUBJECT));
+    })
+}

@@ -804,3 +804,87 @@ fn the_sign_in_page_tells_a_signed_in_visitor_so() {
         assert!(!body.contains("class=\"providers\""), "{body}");
     })
 }
+
+/// A provider's required claim value (`OIDC_REQUIRE_CLAIM`): an account without it is refused
+/// with a 403 page naming the rule, signed in nowhere here, and offered a sign-out at the
+/// provider (with the refused ID token as its hint) to come back with another account.
+#[test]
+fn an_account_without_a_required_claim_value_is_refused_and_offered_a_sign_out_there() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let groups = |groups: serde_json::Value| Behaviour {
+            userinfo_claims: serde_json::json!({ "groups": groups })
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..Behaviour::default()
+        };
+        provider.set_behaviour(groups(serde_json::json!(["staff"])));
+        let app = support::start_app_with(
+            &provider.issuer,
+            &support::Stores::sqlite(),
+            &[("OIDC_REQUIRE_CLAIM", "groups:admins")],
+        )
+        .await;
+        let refused = app.sign_in(&provider).await;
+        assert_eq!(refused.status, 302, "{}", refused.body);
+        let location = refused.location.unwrap();
+        assert_eq!(location, "/signin?error=not_allowed&rule=groups%3Aadmins");
+        let page = app.get(&location).await;
+        assert_eq!(page.status, 403);
+        for text in [
+            "This account may not use this app",
+            "<code>groups:admins</code>",
+            "Sign out at your provider",
+        ] {
+            assert!(
+                page.body.contains(text),
+                "page lacks {text:?}: {}",
+                page.body
+            );
+        }
+        assert!(!app.signed_in().await, "a session was started");
+        assert_eq!(app.user_count().await, 0, "a user record was written");
+
+        // Signing out goes to the provider, with the refused sign-in's ID token; once.
+        let forged = app
+            .post_form("/logout", &[("csrf", "")], Some("https://evil.example"))
+            .await;
+        assert_eq!(forged.location.as_deref(), Some("/"), "a cross-site post");
+        let out = app
+            .post_form("/logout", &[("csrf", "")], Some(&app.url))
+            .await;
+        let end = out.location.unwrap();
+        assert!(
+            end.starts_with(&format!("{}/session/end?", provider.issuer)),
+            "{end}"
+        );
+        assert!(query_param(&end, "id_token_hint").starts_with("eyJ"));
+        let again = app
+            .post_form("/logout", &[("csrf", "")], Some(&app.url))
+            .await;
+        assert_eq!(again.location.as_deref(), Some("/"));
+
+        // An account with the value signs in.
+        provider.set_behaviour(groups(serde_json::json!(["staff", "admins"])));
+        let page = app.sign_in(&provider).await;
+        assert_eq!(page.location.as_deref(), Some("/profile"), "{}", page.body);
+        assert_eq!(app.user_count().await, 1);
+
+        // The value may come in the ID token too (a claim openidconnect itself would drop).
+        let csrf = app.csrf_token().await;
+        app.post_form("/logout", &[("csrf", &csrf)], Some(&app.url))
+            .await;
+        provider.set_behaviour(Behaviour {
+            id_token_claims: serde_json::json!({ "groups": ["admins"] })
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..Behaviour::default()
+        });
+        let page = app.sign_in(&provider).await;
+        assert_eq!(page.location.as_deref(), Some("/profile"), "{}", page.body);
+        let profile = app.get("/profile").await.body;
+        assert!(profile.contains("<code>groups</code>"), "{profile}");
+    })
+}

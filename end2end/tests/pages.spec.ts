@@ -8,6 +8,7 @@ import { choose, signInAt } from '../helpers';
 // honoured, and everything reachable with the keyboard alone.
 
 const ANONYMOUS = ['/', '/signin', '/signin?error=access_denied', '/signin?error=unknown_provider',
+  '/signin?error=not_allowed&rule=groups%3Aadmins',
   '/signin?error=provider_unavailable&provider=globex', '/logout', '/logout?error=malformed', '/nowhere'];
 const SIGNED_IN = ['/', '/signin', '/profile', '/api-demo', '/logout', '/logout?error=csrf'];
 

@@ -12,6 +12,7 @@ use std::{collections::HashSet, time::Duration};
 use openidconnect::{ClientId, ClientSecret, IssuerUrl};
 
 use super::{parse_http_url, ConfigError};
+use crate::claims::ClaimRule;
 
 /// The bundled development provider (`scripts/provider`), used when nothing is configured: its
 /// first issuer, "Acme Corp".
@@ -46,6 +47,9 @@ pub struct ProviderConfig {
     /// The clients whose opaque access tokens the app's API takes, as introspection names them
     /// (`API_CLIENTS`, comma-separated; by default this app's own client at this provider).
     pub api_clients: Vec<String>,
+    /// Claim values a user must have to sign in with this provider (`REQUIRE_CLAIM`,
+    /// comma-separated `claim:value` rules, all of which must hold).
+    pub require_claims: Vec<ClaimRule>,
 }
 
 impl ProviderConfig {
@@ -211,6 +215,22 @@ fn provider(
         ));
     }
 
+    let require_claims = match setting("REQUIRE_CLAIM") {
+        None => Vec::new(),
+        Some((var_name, text)) => text
+            .split(',')
+            .filter(|rule| !rule.trim().is_empty())
+            .map(|rule| {
+                ClaimRule::parse(rule).ok_or_else(|| {
+                    ConfigError::new(
+                        &var_name,
+                        format!("\"{rule}\" is not a claim:value rule, like groups:admins"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+
     let timeout = seconds("TIMEOUT_SECONDS", 10)?;
     if timeout.is_zero() {
         return Err(ConfigError::new(
@@ -239,6 +259,7 @@ fn provider(
             None => vec![client_id.clone()],
         },
         client_id: ClientId::new(client_id),
+        require_claims,
     })
 }
 
@@ -392,6 +413,10 @@ mod tests {
             ),
             (&[("OIDC_TIMEOUT_SECONDS", "0")], "OIDC_TIMEOUT_SECONDS"),
             (
+                &[("OIDC_OKTA_REQUIRE_CLAIM", "groups:admins, staff")],
+                "OIDC_OKTA_REQUIRE_CLAIM",
+            ),
+            (
                 &[("OIDC_GOOGLE_WORK_CLOCK_SKEW_SECONDS", "-1")],
                 "OIDC_GOOGLE_WORK_CLOCK_SKEW_SECONDS",
             ),
@@ -402,6 +427,30 @@ mod tests {
             assert!(err.starts_with(&format!("{named}: ")), "{changes:?}: {err}");
             assert_eq!(err.lines().count(), 1, "{err}");
         }
+    }
+
+    #[test]
+    fn claim_rules_are_per_provider_with_a_shared_default() {
+        let mut vars = TWO.to_vec();
+        vars.extend([
+            (
+                "OIDC_OKTA_REQUIRE_CLAIM",
+                "groups:admins, email_verified:true",
+            ),
+            ("OIDC_REQUIRE_CLAIM", "hd:example.com"),
+        ]);
+        let [okta, google] = &providers(&vars).unwrap()[..] else {
+            panic!("two providers")
+        };
+        let rules = |p: &ProviderConfig| {
+            p.require_claims
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rules(okta), ["groups:admins", "email_verified:true"]);
+        assert_eq!(rules(google), ["hd:example.com"]);
+        assert!(providers(&TWO).unwrap()[0].require_claims.is_empty());
     }
 
     #[test]

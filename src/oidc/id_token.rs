@@ -174,6 +174,7 @@ pub(super) mod tests {
             timeout: Duration::from_secs(10),
             api_audience: CLIENT.into(),
             api_clients: vec![CLIENT.into()],
+            require_claims: vec![],
         }
     }
 

@@ -7,14 +7,15 @@ use std::{collections::BTreeMap, future::Future, sync::Arc};
 use chrono::Utc;
 use openidconnect::{
     core::{
-        CoreAuthenticationFlow, CoreErrorResponseType, CoreIdToken, CoreTokenResponse,
-        CoreTokenType, CoreUserInfoClaims,
+        CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim, CoreIdToken,
+        CoreTokenResponse, CoreTokenType,
     },
     AccessToken, AuthorizationCode, CsrfToken, LogoutRequest, Nonce, NonceVerifier,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse, UserInfoError,
+    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse, UserInfoClaims,
+    UserInfoError,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
@@ -26,7 +27,7 @@ use super::{
     jwt, logout_token, LogoutOrder, OidcError, PendingSignIn, Refreshed, Refusal, VerifiedUser,
     Vouched,
 };
-use crate::{config::ProviderConfig, metrics::Metrics};
+use crate::{claims::ClaimRule, config::ProviderConfig, metrics::Metrics};
 
 pub struct Provider {
     config: ProviderConfig,
@@ -167,12 +168,15 @@ impl Provider {
             .checked_id_token(metadata, id_token, &nonce, &tokens)
             .await?;
 
-        let mut all_claims = claim_map(&claims);
+        // The token's own claims, custom ones (`groups`, `roles`) included: openidconnect keeps
+        // only the standard ones, and the signature is verified by now.
+        let mut all_claims =
+            claim_map(&jwt::claims(&compact).unwrap_or_else(|| claim_value(&claims)));
         if let Ok(request) = metadata.client.user_info(
             tokens.access_token().clone(),
             Some(claims.subject().clone()),
         ) {
-            let userinfo: CoreUserInfoClaims = self
+            let userinfo: UserInfoClaims<OtherClaims, CoreGenderClaim> = self
                 .discovery
                 .http
                 .bounded(
@@ -247,6 +251,14 @@ impl Provider {
             refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
             id_token,
         })
+    }
+
+    /// The first of the claim rules this provider's users must satisfy that `claims` do not.
+    pub fn unmet_rule(&self, claims: &BTreeMap<String, Value>) -> Option<&ClaimRule> {
+        self.config
+            .require_claims
+            .iter()
+            .find(|rule| !rule.holds(claims.get(&rule.claim)))
     }
 
     /// Checks a JWT access token (RFC 9068) presented to the app's API, with this provider's
@@ -415,9 +427,21 @@ fn has_id_token(body: &[u8]) -> bool {
         .is_ok_and(|v| v.get("id_token").is_some_and(Value::is_string))
 }
 
+/// The claims beyond the standard ones, which openidconnect would drop (`groups`, `roles`).
+#[derive(Debug, Deserialize, Serialize)]
+struct OtherClaims {
+    #[serde(flatten)]
+    claims: BTreeMap<String, Value>,
+}
+impl openidconnect::AdditionalClaims for OtherClaims {}
+
+fn claim_value(claims: &impl Serialize) -> Value {
+    serde_json::to_value(claims).unwrap_or_default()
+}
+
 /// Claims as a flat name → value map, without those that only serve the protocol.
 fn claim_map(claims: &impl Serialize) -> BTreeMap<String, Value> {
-    const PROTOCOL: [&str; 9] = [
+    const PROTOCOL: [&str; 11] = [
         "aud",
         "exp",
         "iat",
@@ -427,6 +451,8 @@ fn claim_map(claims: &impl Serialize) -> BTreeMap<String, Value> {
         "c_hash",
         "azp",
         "auth_time",
+        "sid",
+        "jti",
     ];
     match serde_json::to_value(claims) {
         Ok(Value::Object(map)) => map

@@ -34,6 +34,9 @@ use crate::{
 
 pub const COOKIE_NAME: &str = "leptos_oidc_session";
 const USER: &str = "user";
+const REFUSED: &str = "refused";
+/// How long a refused sign-in is kept for signing out at its provider.
+const REFUSED_FOR: time::Duration = time::Duration::minutes(10);
 
 /// The session cookie: HttpOnly, SameSite=Lax (Strict would drop the cookie on the provider's
 /// cross-site redirect back), Secure when the app is served over https.
@@ -216,6 +219,36 @@ pub fn pages_good_until(record: &Record, config: &SessionConfig) -> Option<i64> 
     let user = SessionUser::deserialize(record.data.get(USER)?).ok()?;
     let until = user.touch_at(config).min(user.ends_at(config));
     Some(tokens_due_at(&user).map_or(until, |due| until.min(due)))
+}
+
+/// A sign-in the app refused (the user's claims did not satisfy its rules), kept so that the
+/// user can sign out at the provider, which wants the ID token as its hint. No user in it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Refused {
+    pub provider: String,
+    pub id_token: String,
+}
+
+/// Keeps a refused sign-in in the browser's session, for [`REFUSED_FOR`] when nobody is signed
+/// in to it.
+pub async fn keep_refused(
+    session: &Session,
+    provider: &str,
+    id_token: String,
+) -> Result<(), Error> {
+    if session.get_value(USER).await?.is_none() {
+        session.set_expiry(Some(Expiry::OnInactivity(REFUSED_FOR)));
+    }
+    let refused = Refused {
+        provider: provider.to_owned(),
+        id_token,
+    };
+    session.insert(REFUSED, refused).await
+}
+
+/// Takes the refused sign-in the session keeps, once.
+pub async fn take_refused(session: &Session) -> Result<Option<Refused>, Error> {
+    session.remove(REFUSED).await
 }
 
 /// Keeps the tokens of a refresh. A provider that sends no new refresh token (or ID token) lets

@@ -23,6 +23,9 @@ pub enum AuthError {
     NoPendingSignIn { state_present: bool },
     #[error("no provider {0:?} is configured")]
     UnknownProvider(String),
+    /// The user's claims do not satisfy the provider's rule (`claim:value`).
+    #[error("the user's claims do not satisfy the rule {0}")]
+    NotAllowed(String),
     #[error("the app state is missing")]
     NoAppState,
     #[error("the session layer is missing: {0}")]
@@ -44,6 +47,7 @@ impl AuthError {
             Self::MissingCode => SignInFailure::MissingCode,
             Self::NoPendingSignIn { .. } => SignInFailure::BadState,
             Self::UnknownProvider(_) => SignInFailure::UnknownProvider,
+            Self::NotAllowed(_) => SignInFailure::NotAllowed,
             Self::Session(_)
             | Self::SessionStore(_)
             | Self::UserRecord(_)
@@ -61,7 +65,9 @@ impl AuthError {
             | Self::UserRecord(_)
             | Self::NoAppState
             | Self::NoSessionLayer(_) => tracing::error!(error = %self, "{what}"),
-            Self::ProviderSaidNo(_) => tracing::info!(error = %self, "{what}"),
+            Self::ProviderSaidNo(_) | Self::NotAllowed(_) => {
+                tracing::info!(error = %self, "{what}")
+            }
             _ => tracing::warn!(failure = self.failure().code(), error = %self, "{what}"),
         }
     }

@@ -10,7 +10,7 @@ use tower_sessions::Session;
 
 use super::{app_state, redirect, renewal, request_headers, same_origin, session};
 use crate::{
-    failure::{self, outage, sign_in_required, SignInFailure, CODE_HEADER},
+    failure::{self, forbidden, outage, sign_in_required, SignInFailure, CODE_HEADER},
     json_errors, links,
     session::SessionUser,
     state::AppState,
@@ -61,7 +61,15 @@ async fn refuse(app: &AppState, visitor: Visitor) -> ServerFnError {
             .map(|path| super::safe_return_to(Some(path)))
             .unwrap_or_else(|| "/".into());
         redirect(&links::login(None, Some(&back)));
-    } else if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        return ServerFnError::new(failure::describe(code).unwrap_or(code));
+    }
+    fail(status, code)
+}
+
+/// The error a server function returns for a failure, its status and code set on the answer
+/// (callers that do not ask for HTML get its JSON form).
+fn fail(status: StatusCode, code: &'static str) -> ServerFnError {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(status);
         response.insert_header(
             axum::http::HeaderName::from_static(CODE_HEADER),
@@ -82,6 +90,24 @@ pub enum ApiError {
 }
 
 impl SignedIn {
+    /// Goes on only when the user's claim `name` is `value`, or a list that includes it
+    /// ([`crate::claims`]): `user.require_claim("groups", "admins")?;`. Otherwise the call
+    /// fails with a 403 (`{"error":"forbidden",...}` for programs).
+    pub fn require_claim(&self, name: &str, value: &str) -> Result<(), ServerFnError> {
+        match self.user.claims.get(name) {
+            Some(claim) if crate::claims::has_value(claim, value) => Ok(()),
+            _ => {
+                tracing::info!(
+                    user_id = self.user.user_id,
+                    claim = name,
+                    value,
+                    "call refused: claim required"
+                );
+                Err(fail(StatusCode::FORBIDDEN, forbidden::CODE))
+            }
+        }
+    }
+
     /// Sends the request `build` makes, with the user's access token as its Bearer token. When
     /// the API answers 401, the tokens are renewed once (the same single renewal per session
     /// as pages use) and the request sent once more; its answer is the answer, whatever it is.

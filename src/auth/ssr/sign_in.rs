@@ -121,6 +121,11 @@ async fn finish_sign_in(
         .ok_or_else(|| AuthError::UnknownProvider(pending.provider.clone()))?;
     let return_to = pending.return_to.clone();
     let verified = provider.complete(pending, code, iss).await?;
+    if let Some(rule) = provider.unmet_rule(&verified.claims) {
+        // No user record, no session: only what signing out at the provider needs.
+        sessions::keep_refused(&session, provider.id(), verified.id_token).await?;
+        return Err(AuthError::NotAllowed(rule.to_string()));
+    }
     let user = app.users.upsert(&verified).await?;
     sessions::sign_in(&session, &user, verified).await?;
     set_cookies([last_provider_cookie(
@@ -148,7 +153,10 @@ fn failure_page(e: &AuthError, provider: Option<&str>) -> String {
         app_state()
             .is_ok_and(|app| app.providers.only().is_none() && app.providers.by_id(id).is_some())
     });
-    links::sign_in_page(Some(e.failure()), provider, None)
+    match e {
+        AuthError::NotAllowed(rule) => links::not_allowed_page(provider, rule),
+        e => links::sign_in_page(Some(e.failure()), provider, None),
+    }
 }
 
 fn last_provider_cookie(id: &str, secure: bool) -> Cookie<'static> {

@@ -48,7 +48,7 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
     let session = session().await?;
     let Some(user) = sessions::current_user(&session, &app.config.session, &app.metrics).await?
     else {
-        return Ok("/".into());
+        return sign_out_refused(&app, &session).await;
     };
     if !same_origin(&request_headers().await, app.config.public_origin.as_str())
         || !sessions::csrf_matches(&user, csrf)
@@ -73,6 +73,28 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
     let provider = app.providers.of_session(&user.provider, &user.issuer);
     Ok(match provider {
         Some(p) => p.end_session_url(Some(&user.id_token)).await,
+        None => None,
+    }
+    .map_or_else(|| "/".into(), String::from))
+}
+
+/// Nobody signed in here; a sign-in of this browser's that the app refused is signed out at its
+/// provider, so that the user can come back with another account.
+async fn sign_out_refused(
+    app: &crate::state::AppState,
+    session: &tower_sessions::Session,
+) -> Result<String, SignOutError> {
+    if !same_origin(&request_headers().await, app.config.public_origin.as_str()) {
+        return Ok("/".into());
+    }
+    let Some(refused) = sessions::take_refused(session).await? else {
+        return Ok("/".into());
+    };
+    sessions::sign_out(session).await?;
+    tracing::info!(provider = %refused.provider, "refused sign-in signed out at its provider");
+    let provider = app.providers.by_id(&refused.provider);
+    Ok(match provider {
+        Some(p) => p.end_session_url(Some(&refused.id_token)).await,
         None => None,
     }
     .map_or_else(|| "/".into(), String::from))
