@@ -8,6 +8,7 @@ export const APP = 'http://127.0.0.1:3300';
 export const PROVIDER = 'http://127.0.0.1:4300';
 export const GLOBEX = 'http://127.0.0.1:4301';
 export const ACCESS_TOKEN_TTL = 8;
+export const STEP_UP_MAX_AGE = 3;
 const bundle = process.env.E2E_APP_DIR ?? '../target/e2e';
 
 export default defineConfig({
@@ -68,6 +69,8 @@ export default defineConfig({
         OIDC_GLOBEX_CLIENT_ID: 'leptos-oidc-globex',
         OIDC_GLOBEX_CLIENT_SECRET: 'leptos-oidc-globex-secret',
         DATABASE_URL: 'sqlite:data/e2e.db',
+        // "Sign out everywhere" asks for the password again after this: the suite sees it.
+        STEP_UP_MAX_AGE_SECONDS: String(STEP_UP_MAX_AGE),
         RUST_LOG: 'leptos_oidc=info',
       },
       reuseExistingServer: false,

@@ -512,7 +512,9 @@ fn SignInRedirect(return_to: String, #[prop(optional)] ended: bool) -> impl Into
 /// where a refused sign-out lands.
 #[component]
 fn SignOut() -> impl IntoView {
-    let failure = use_query_map().with_untracked(|q| q.get("error"));
+    let (failure, confirm) = use_query_map().with_untracked(|q| (q.get("error"), q.get("confirm")));
+    // Back from confirming at the provider that it is the user (a step-up): now the button.
+    let everywhere = confirm.as_deref() == Some("everywhere");
     let message = failure.map(|code| {
         let failure = SignOutFailure::from_code(&code);
         set_failure(failure.status(), failure.code());
@@ -524,10 +526,16 @@ fn SignOut() -> impl IntoView {
             Visitor::SignedIn(user) => {
                 view! {
                     <section class="card" class:error=message.is_some()>
-                        <h1>"Sign out?"</h1>
+                        <h1>{if everywhere { "Sign out everywhere?" } else { "Sign out?" }}</h1>
                         {message.map(|m| view! { <p role="alert">{m}</p> })}
-                        <p>"You are signed in as " {user.name.clone()} "."</p>
-                        <SignOutForm csrf_token=user.csrf_token.clone() />
+                        <p>
+                            "You are signed in as " {user.name.clone()} "."
+                            {everywhere
+                                .then_some(
+                                    " You confirmed it is you: you may end your sessions in every browser now.",
+                                )}
+                        </p>
+                        <SignOutForm csrf_token=user.csrf_token.clone() everywhere />
                     </section>
                 }
                     .into_any()

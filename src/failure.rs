@@ -29,10 +29,13 @@ pub enum SignInFailure {
     BadRequest,
     /// The provider signed the user in, but their claims lack what this app requires there.
     NotAllowed,
+    /// A sensitive action asked the provider to confirm the user again (a step-up), and the
+    /// provider's answer does not show it did.
+    StepUpFailed,
 }
 
 impl SignInFailure {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::AccessDenied,
         Self::LoginRequired,
         Self::ProviderError,
@@ -48,6 +51,7 @@ impl SignInFailure {
         Self::UnknownProvider,
         Self::BadRequest,
         Self::NotAllowed,
+        Self::StepUpFailed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -67,6 +71,7 @@ impl SignInFailure {
             Self::UnknownProvider => "unknown_provider",
             Self::BadRequest => "bad_request",
             Self::NotAllowed => "not_allowed",
+            Self::StepUpFailed => "step_up_failed",
         }
     }
 
@@ -94,7 +99,7 @@ impl SignInFailure {
                 503
             }
             Self::ProviderTimeout => 504,
-            Self::SessionEnded | Self::LoginRequired => 401,
+            Self::SessionEnded | Self::LoginRequired | Self::StepUpFailed => 401,
             Self::UnknownProvider => 404,
             _ => 400,
         }
@@ -113,6 +118,7 @@ impl SignInFailure {
             Self::UnknownProvider => "No such way to sign in",
             Self::BadRequest => "That request was malformed",
             Self::NotAllowed => "This account may not use this app",
+            Self::StepUpFailed => "Not confirmed",
             _ => "Sign-in failed",
         }
     }
@@ -133,6 +139,7 @@ impl SignInFailure {
             Self::SessionEnded => "Your identity provider no longer vouches for your session (it may have been ended there, or expired), so you were signed out here. Please sign in again.",
             Self::UnknownProvider => "This app does not sign in with that provider. Choose one of these:",
             Self::BadRequest => "The address had missing, repeated or unreadable parts, so nothing was done.",
+            Self::StepUpFailed => "Your identity provider did not confirm that it was you just now (or not in the way this action needs), so nothing was done. You are still signed in as before.",
             Self::NotAllowed => "Your identity provider signed you in, but this app requires something your account there does not have, so you were not signed in here. To use another account, sign out at your provider first.",
         }
     }
@@ -197,6 +204,12 @@ pub mod sign_in_required {
     pub const MESSAGE: &str = "This is for signed-in users: sign in first.";
 }
 
+/// Signed in, but not recently enough (or not strongly enough) for this action: sign in again.
+pub mod step_up_required {
+    pub const CODE: &str = "step_up_required";
+    pub const MESSAGE: &str = "This action needs you to confirm it is you: sign in again.";
+}
+
 /// Signed in, but without the claim value a server function requires.
 pub mod forbidden {
     pub const CODE: &str = "forbidden";
@@ -216,6 +229,7 @@ pub fn describe(code: &str) -> Option<&'static str> {
         not_found::CODE => Some(not_found::MESSAGE),
         sign_in_required::CODE => Some(sign_in_required::MESSAGE),
         forbidden::CODE => Some(forbidden::MESSAGE),
+        step_up_required::CODE => Some(step_up_required::MESSAGE),
         _ => SignInFailure::from_code(code)
             .map(SignInFailure::message)
             .or_else(|| {

@@ -12,6 +12,29 @@ pub fn login(provider: Option<&str>, return_to: Option<&str>) -> String {
     )
 }
 
+/// The sign-out page asking to confirm "sign out everywhere", where its step-up comes back to.
+pub const CONFIRM_EVERYWHERE: &str = "/logout?confirm=everywhere";
+
+/// `/login` as a step-up at `provider`: the user confirmed again (within `max_age` seconds, or
+/// with one of `acr_values`), then back to `return_to`.
+pub fn step_up(
+    provider: &str,
+    max_age: Option<u64>,
+    acr_values: Option<&str>,
+    return_to: &str,
+) -> String {
+    let max_age = max_age.map(|seconds| seconds.to_string());
+    with_query(
+        "/login",
+        &[
+            ("provider", Some(provider)),
+            ("max_age", max_age.as_deref()),
+            ("acr_values", acr_values),
+            ("return_to", Some(return_to)),
+        ],
+    )
+}
+
 /// `/signin`: the sign-in page, telling of `failure` when there is one.
 pub fn sign_in_page(
     failure: Option<SignInFailure>,

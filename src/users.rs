@@ -144,6 +144,8 @@ mod tests {
             subject: subject.into(),
             claims,
             id_token: "header.payload.signature".into(),
+            auth_time: None,
+            acr: None,
             session_id: None,
             access_token: "access".into(),
             access_expires_at: None,

@@ -403,3 +403,67 @@ fn a_server_function_may_require_a_claim_value() {
         assert!(allowed.text().await.unwrap().contains(SUBJECT));
     })
 }
+
+/// A server function of the team's own that needs a stronger sign-in (`acr`).
+#[leptos::server(endpoint = "mfa_only")]
+async fn mfa_only() -> Result<String, leptos::prelude::ServerFnError> {
+    let user = leptos_oidc::auth::require_user().await?;
+    user.require_acr("mfa").await?;
+    Ok("done".into())
+}
+
+#[test]
+fn a_server_function_may_require_a_stronger_sign_in_which_the_provider_must_show() {
+    run(async {
+        for ignores_step_up in [false, true] {
+            let provider = TestProvider::start().await;
+            provider.set_behaviour(Behaviour {
+                acr: Some("pwd".into()),
+                ignores_step_up,
+                ..Behaviour::default()
+            });
+            let app = start_app_with(&provider.issuer, &Stores::sqlite(), &[]).await;
+            app.sign_in(&provider).await;
+            let url = format!("{}/api/mfa_only", app.url);
+            let program = app.client.post(&url).header("accept", "application/json");
+            let refused = program.send().await.unwrap();
+            assert_eq!(refused.status(), 401);
+            let body: Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+            assert_eq!(body["error"], "step_up_required");
+
+            // A form on a page is sent to the provider for the stronger sign-in, and back.
+            let form = app
+                .client
+                .post(&url)
+                .header("accept", "text/html")
+                .header("origin", &app.url)
+                .header("referer", format!("{}/profile", app.url))
+                .send()
+                .await
+                .unwrap();
+            let step_up = form.headers()["location"].to_str().unwrap().to_owned();
+            assert_eq!(
+                step_up,
+                "/login?provider=default&acr_values=mfa&return_to=/profile"
+            );
+            let authorize = app.start_sign_in(&step_up).await;
+            assert_eq!(support::query_param(&authorize, "acr_values"), "mfa");
+            let back = app.callback_for(&provider, &authorize).await;
+            let answer = app.client.post(&url).header("accept", "application/json");
+            let status = answer.send().await.unwrap().status();
+            if ignores_step_up {
+                assert_eq!(
+                    back.location.as_deref(),
+                    Some("/signin?error=step_up_failed")
+                );
+                assert_eq!(
+                    status, 401,
+                    "a provider that ignored acr_values satisfied it"
+                );
+            } else {
+                assert_eq!(back.location.as_deref(), Some("/profile"));
+                assert_eq!(status, 200);
+            }
+        }
+    })
+}

@@ -888,3 +888,107 @@ fn an_account_without_a_required_claim_value_is_refused_and_offered_a_sign_out_t
         assert!(profile.contains("<code>groups</code>"), "{profile}");
     })
 }
+
+/// "Sign out everywhere" is for the user alone: one whose sign-in at the provider is older than
+/// `STEP_UP_MAX_AGE_SECONDS` confirms it is them there first (`prompt=login`, `max_age`), and
+/// comes back to confirm here. Nothing ends before.
+#[test]
+fn sign_out_everywhere_has_the_provider_confirm_the_user_first_when_their_sign_in_is_old() {
+    run(async {
+        let provider = TestProvider::start().await;
+        provider.set_behaviour(Behaviour {
+            signed_in_ago: 600,
+            ..Behaviour::default()
+        });
+        let app = start_app(&provider.issuer).await;
+        app.sign_in(&provider).await;
+        let other = app.in_another_browser();
+        other.sign_in(&provider).await;
+
+        let step_up = ask_to_sign_out_everywhere(&app).await;
+        assert_eq!(
+            step_up.location.as_deref(),
+            Some("/login?provider=default&max_age=300&return_to=/logout%3Fconfirm%3Deverywhere")
+        );
+        assert!(
+            app.signed_in().await && other.signed_in().await,
+            "ended before the step-up"
+        );
+        let authorize = app.start_sign_in(&step_up.location.unwrap()).await;
+        assert_eq!(query_param(&authorize, "prompt"), "login");
+        assert_eq!(query_param(&authorize, "max_age"), "300");
+        let back = app.callback_for(&provider, &authorize).await;
+        assert_eq!(back.location.as_deref(), Some("/logout?confirm=everywhere"));
+        let confirm = app.get("/logout?confirm=everywhere").await;
+        assert!(
+            confirm.body.contains("Sign out everywhere?"),
+            "{}",
+            confirm.body
+        );
+        assert!(confirm.body.contains("You confirmed it is you"));
+
+        let out = ask_to_sign_out_everywhere(&app).await;
+        let end = out.location.unwrap();
+        assert!(
+            end.starts_with(&format!("{}/session/end?", provider.issuer)),
+            "{end}"
+        );
+        assert!(!app.signed_in().await);
+        assert!(
+            !other.signed_in().await,
+            "the other browser's session lives on"
+        );
+    })
+}
+
+/// A provider that ignores the step-up (the old `auth_time` comes back) does not satisfy it:
+/// the user is told, stays signed in, and nothing ends.
+#[test]
+fn a_provider_that_ignores_the_step_up_does_not_satisfy_it() {
+    run(async {
+        let provider = TestProvider::start().await;
+        provider.set_behaviour(Behaviour {
+            signed_in_ago: 600,
+            ignores_step_up: true,
+            ..Behaviour::default()
+        });
+        let app = start_app(&provider.issuer).await;
+        app.sign_in(&provider).await;
+        let other = app.in_another_browser();
+        other.sign_in(&provider).await;
+
+        let step_up = ask_to_sign_out_everywhere(&app).await;
+        let authorize = app.start_sign_in(&step_up.location.unwrap()).await;
+        let back = app.callback_for(&provider, &authorize).await;
+        assert_eq!(
+            back.location.as_deref(),
+            Some("/signin?error=step_up_failed")
+        );
+        let page = app.get("/signin?error=step_up_failed").await;
+        assert_eq!(page.status, 401);
+        assert!(
+            page.body.contains("did not confirm that it was you"),
+            "{}",
+            page.body
+        );
+        assert!(
+            app.signed_in().await,
+            "the step-up's failure signed the user out"
+        );
+        assert!(other.signed_in().await);
+        // Still not done: the next try asks again.
+        let again = ask_to_sign_out_everywhere(&app).await;
+        assert!(again.location.unwrap().starts_with("/login?"));
+        assert!(other.signed_in().await);
+    })
+}
+
+async fn ask_to_sign_out_everywhere(app: &TestApp) -> support::Page {
+    let csrf = app.csrf_token().await;
+    app.post_form(
+        "/logout",
+        &[("csrf", &csrf), ("everywhere", "1")],
+        Some(&app.url),
+    )
+    .await
+}

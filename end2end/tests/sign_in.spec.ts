@@ -1,5 +1,5 @@
 import { test, expect } from '../fixtures';
-import { ACCESS_TOKEN_TTL, APP, PROVIDER } from '../playwright.config';
+import { ACCESS_TOKEN_TTL, APP, PROVIDER, STEP_UP_MAX_AGE } from '../playwright.config';
 import { choose, hydrated, signInWithAcme } from '../helpers';
 
 test('sign in, see the profile, stay signed in, sign out here and at the provider', async ({ page }) => {
@@ -129,6 +129,17 @@ test('sign out everywhere ends the session in another browser too', async ({ pag
     await signInWithAcme(p);
     await expect(p.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
   }
+  // Older than the step-up age: Acme asks for Alice's password again before anything ends.
+  await page.waitForTimeout(STEP_UP_MAX_AGE * 1000 + 500);
+  await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/interaction/`));
+  await otherPage.reload();
+  await expect(otherPage.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
+  await page.getByLabel('Password').fill('wonderland');
+  await page.getByLabel('Username').fill('alice');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(`${APP}/logout?confirm=everywhere`);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sign out everywhere?');
   await page.getByRole('button', { name: 'Sign out everywhere' }).click();
   await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/session/end\\?`));
 

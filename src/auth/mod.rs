@@ -26,12 +26,23 @@ pub mod ssr;
 pub use ssr::protect::{require_user, ApiError, SignedIn};
 
 /// Starts a sign-in at `provider`: redirects there, then back to `return_to` (a same-origin path).
+/// `max_age` (seconds) and `acr_values` (space-separated) make it a step-up: the provider is
+/// asked to confirm the user again, and its answer must show it did.
 #[server(prefix = "", endpoint = "login", input = server_fn::codec::GetUrl)]
 pub async fn login(
     provider: Option<String>,
     return_to: Option<String>,
+    max_age: Option<u64>,
+    acr_values: Option<String>,
 ) -> Result<(), ServerFnError> {
-    ssr::redirect(&ssr::sign_in::start(provider, return_to).await);
+    let step_up = crate::oidc::StepUp {
+        max_age,
+        acr_values: acr_values
+            .iter()
+            .flat_map(|values| values.split_whitespace().map(str::to_owned))
+            .collect(),
+    };
+    ssr::redirect(&ssr::sign_in::start(provider, return_to, step_up).await);
     Ok(())
 }
 

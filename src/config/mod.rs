@@ -57,6 +57,10 @@ pub struct Config {
     pub public_origin: Url,
     pub session: SessionConfig,
     pub shutdown: ShutdownConfig,
+    /// How recently the user must have entered their credentials for a sensitive action (sign
+    /// out everywhere; `SignedIn::require_recent_sign_in` with it): `STEP_UP_MAX_AGE_SECONDS`,
+    /// default 300. Older, and the provider is asked to confirm them again.
+    pub step_up_max_age: Duration,
 }
 
 /// What the server does on SIGTERM (or Ctrl-C): `/readyz` answers 503 at once; new connections
@@ -174,6 +178,7 @@ impl Config {
                 delay: seconds("SHUTDOWN_DELAY_SECONDS", 0)?,
                 grace: seconds("SHUTDOWN_GRACE_SECONDS", 30)?,
             },
+            step_up_max_age: seconds("STEP_UP_MAX_AGE_SECONDS", 300)?,
             public_origin,
             redirect_uri,
         })

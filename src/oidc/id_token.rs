@@ -12,7 +12,7 @@ use openidconnect::{
 use super::{
     discovery::alg_names,
     jwk::{Jwk, KeySet},
-    jwt, Refusal,
+    jwt, Refusal, StepUp,
 };
 use crate::config::ProviderConfig;
 
@@ -146,6 +146,41 @@ fn check_not_before(compact: &str, config: &ProviderConfig) -> Result<(), Refusa
     Err(Refusal::Invalid(format!(
         "not valid for another {ahead}s (nbf)"
     )))
+}
+
+/// Whether the ID token shows the step-up that was asked for (`auth_time` within `max_age`,
+/// `acr` among `acr_values`): a provider that ignores the request must not satisfy it. Gives
+/// the token's `auth_time` and `acr`. Takes the compact form of a verified token.
+pub(super) fn check_step_up(
+    step_up: &StepUp,
+    compact: &str,
+    config: &ProviderConfig,
+) -> Result<(Option<i64>, Option<String>), String> {
+    let auth_time = jwt::claim(compact, "auth_time").and_then(|t| t.as_i64());
+    let acr = jwt::claim(compact, "acr").and_then(|a| a.as_str().map(str::to_owned));
+    if let Some(max_age) = step_up.max_age {
+        let Some(at) = auth_time else {
+            return Err("no auth_time, though max_age was asked".into());
+        };
+        let ago = Utc::now().timestamp() - at;
+        if ago > max_age as i64 + config.clock_skew.as_secs() as i64 {
+            return Err(format!(
+                "the user last signed in {ago}s ago, more than the {max_age}s asked"
+            ));
+        }
+    }
+    if !step_up.acr_values.is_empty()
+        && !acr
+            .as_ref()
+            .is_some_and(|acr| step_up.acr_values.contains(acr))
+    {
+        return Err(format!(
+            "acr {} is none of {} asked",
+            acr.as_deref().unwrap_or("(none)"),
+            step_up.acr_values.join(" ")
+        ));
+    }
+    Ok((auth_time, acr))
 }
 
 #[cfg(test)]
@@ -303,5 +338,37 @@ pub(super) mod tests {
         ] {
             refusal(rs256(), changes);
         }
+    }
+
+    #[test]
+    fn a_step_up_is_judged_by_the_tokens_auth_time_and_acr() {
+        let now = Utc::now().timestamp();
+        let check = |step_up: StepUp, changes: Value| {
+            let token = sign(json!({ "alg": "RS256", "kid": "k1" }), &claims(changes));
+            check_step_up(&step_up, &token, &config())
+        };
+        let recent = StepUp {
+            max_age: Some(300),
+            acr_values: vec![],
+        };
+        let strong = StepUp {
+            max_age: None,
+            acr_values: vec!["mfa".into(), "hwk".into()],
+        };
+        assert_eq!(
+            check(
+                recent.clone(),
+                json!({ "auth_time": now - 10, "acr": "pwd" })
+            ),
+            Ok((Some(now - 10), Some("pwd".into())))
+        );
+        assert!(check(recent.clone(), json!({ "auth_time": now - 600 })).is_err());
+        assert!(check(recent, json!({}))
+            .unwrap_err()
+            .contains("no auth_time"));
+        assert!(check(strong.clone(), json!({ "acr": "hwk" })).is_ok());
+        assert!(check(strong.clone(), json!({ "acr": "pwd" })).is_err());
+        assert!(check(strong, json!({})).is_err());
+        assert_eq!(check(StepUp::default(), json!({})), Ok((None, None)));
     }
 }

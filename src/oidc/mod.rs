@@ -40,6 +40,9 @@ pub enum OidcError {
     CodeRefused(String),
     #[error("the provider's tokens were refused: {0}")]
     TokenRefused(String),
+    /// A step-up the provider did not perform: no new sign-in, or not the class asked for.
+    #[error("the provider did not step up the sign-in: {0}")]
+    NotSteppedUp(String),
 }
 
 impl OidcError {
@@ -68,8 +71,27 @@ pub struct PendingSignIn {
     pkce_verifier: String,
     /// A same-origin path to land on after sign-in.
     pub return_to: String,
+    /// What the sign-in must prove beyond who the user is (a step-up).
+    #[serde(default)]
+    pub step_up: StepUp,
     /// Unix milliseconds: tabs started within a second still have an order.
     pub started_ms: i64,
+}
+
+/// What a sign-in must prove beyond who the user is, for a sensitive action (OIDC Core
+/// 3.1.2.1): that they signed in at most `max_age` seconds ago, or with one of the
+/// authentication context classes `acr_values`. Asked of the provider, and checked in the ID
+/// token it sends back, not trusted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepUp {
+    pub max_age: Option<u64>,
+    pub acr_values: Vec<String>,
+}
+
+impl StepUp {
+    pub fn is_none(&self) -> bool {
+        self.max_age.is_none() && self.acr_values.is_empty()
+    }
 }
 
 /// What a completed sign-in proved about the user.
@@ -83,6 +105,10 @@ pub struct VerifiedUser {
     pub claims: BTreeMap<String, Value>,
     /// Kept server side for `id_token_hint` at sign-out.
     pub id_token: String,
+    /// When the user last entered their credentials at the provider (Unix seconds), and how
+    /// (`acr`), when the ID token says.
+    pub auth_time: Option<i64>,
+    pub acr: Option<String>,
     /// The provider's session id (`sid`), when it sends one.
     pub session_id: Option<String>,
     pub access_token: String,

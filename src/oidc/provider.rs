@@ -7,13 +7,13 @@ use std::{collections::BTreeMap, future::Future, sync::Arc};
 use chrono::Utc;
 use openidconnect::{
     core::{
-        CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim, CoreIdToken,
-        CoreTokenResponse, CoreTokenType,
+        CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim,
+        CoreIdToken, CoreTokenResponse, CoreTokenType,
     },
-    AccessToken, AuthorizationCode, CsrfToken, LogoutRequest, Nonce, NonceVerifier,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse, UserInfoClaims,
-    UserInfoError,
+    AccessToken, AuthenticationContextClass, AuthorizationCode, CsrfToken, LogoutRequest, Nonce,
+    NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
+    UserInfoClaims, UserInfoError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,8 +24,8 @@ use super::{
     discovery::{Discovery, Metadata},
     http::{error_chain, Endpoint},
     id_token::{self, Checked},
-    jwt, logout_token, LogoutOrder, OidcError, PendingSignIn, Refreshed, Refusal, VerifiedUser,
-    Vouched,
+    jwt, logout_token, LogoutOrder, OidcError, PendingSignIn, Refreshed, Refusal, StepUp,
+    VerifiedUser, Vouched,
 };
 use crate::{claims::ClaimRule, config::ProviderConfig, metrics::Metrics};
 
@@ -97,7 +97,13 @@ impl Provider {
     }
 
     /// Starts a sign-in: the provider's authorization URL, and what must be kept to finish it.
-    pub async fn begin(&self, return_to: String) -> Result<(Url, PendingSignIn), OidcError> {
+    /// A step-up asks the provider to sign the user in again (`prompt=login`, `max_age`) or
+    /// with a stronger method (`acr_values`).
+    pub async fn begin(
+        &self,
+        return_to: String,
+        step_up: StepUp,
+    ) -> Result<(Url, PendingSignIn), OidcError> {
         let metadata = self.discovery.metadata().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = metadata.client.authorize_url(
@@ -108,6 +114,14 @@ impl Provider {
         for scope in &self.config.scopes {
             request = request.add_scope(Scope::new(scope.clone()));
         }
+        if let Some(max_age) = step_up.max_age {
+            request = request
+                .set_max_age(std::time::Duration::from_secs(max_age))
+                .add_prompt(CoreAuthPrompt::Login);
+        }
+        for acr in &step_up.acr_values {
+            request = request.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
+        }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         let pending = PendingSignIn {
             provider: self.config.id.clone(),
@@ -115,6 +129,7 @@ impl Provider {
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.into_secret(),
             return_to,
+            step_up,
             started_ms: Utc::now().timestamp_millis(),
         };
         Ok((url, pending))
@@ -164,9 +179,13 @@ impl Provider {
             .id_token()
             .ok_or_else(|| OidcError::TokenRefused("the token response has no id_token".into()))?;
         let nonce = Nonce::new(pending.nonce);
+        let step_up = pending.step_up;
         let (Checked { claims, compact }, metadata) = self
             .checked_id_token(metadata, id_token, &nonce, &tokens)
             .await?;
+
+        let (auth_time, acr) = id_token::check_step_up(&step_up, &compact, &self.config)
+            .map_err(OidcError::NotSteppedUp)?;
 
         // The token's own claims, custom ones (`groups`, `roles`) included: openidconnect keeps
         // only the standard ones, and the signature is verified by now.
@@ -201,6 +220,8 @@ impl Provider {
             session_id: jwt::claim(&compact, "sid").and_then(|v| v.as_str().map(str::to_owned)),
             claims: all_claims,
             id_token: compact,
+            auth_time,
+            acr,
             access_token: tokens.access_token().secret().clone(),
             access_expires_at: expires_at(&tokens),
             refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),

@@ -82,9 +82,21 @@ pub struct SessionUser {
     /// Unix seconds.
     pub signed_in_at: i64,
     pub last_seen: i64,
+    /// When the user last entered their credentials at the provider (Unix seconds), and how
+    /// (`acr`), as its ID token said: what a step-up is judged by.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
+    #[serde(default)]
+    pub acr: Option<String>,
 }
 
 impl SessionUser {
+    /// Whether the user entered their credentials at the provider within `max_age`.
+    pub fn authenticated_within(&self, max_age: std::time::Duration) -> bool {
+        self.auth_time
+            .is_some_and(|at| Utc::now().timestamp() - at <= max_age.as_secs() as i64)
+    }
+
     /// When the session ends (Unix seconds) unless used before: its idle or its absolute
     /// lifetime, whichever comes first.
     fn ends_at(&self, config: &SessionConfig) -> i64 {
@@ -168,6 +180,8 @@ pub async fn sign_in(session: &Session, user: &User, verified: VerifiedUser) -> 
                 csrf_token: CsrfToken::new_random().into_secret(),
                 signed_in_at: now,
                 last_seen: now,
+                auth_time: verified.auth_time,
+                acr: verified.acr,
             },
         )
         .await

@@ -92,6 +92,13 @@ pub struct Behaviour {
     /// Keep the refresh token across refreshes instead of rotating it (and send none back), as
     /// oidc-provider and Okta do for confidential clients.
     pub refresh_token_kept: bool,
+    /// The user entered their credentials this many seconds before the first sign-in (a
+    /// provider session from earlier): its ID tokens' `auth_time`.
+    pub signed_in_ago: i64,
+    /// The `acr` its ID tokens carry, unless a sign-in asks for one (`acr_values`).
+    pub acr: Option<String>,
+    /// Ignore `prompt=login`, `max_age` and `acr_values`: the old `auth_time` and `acr` stay.
+    pub ignores_step_up: bool,
     /// Overrides of the refreshed ID token's claims (`null` removes one).
     pub refresh_id_token_claims: Map<String, Value>,
 }
@@ -111,6 +118,8 @@ struct Grant {
     nonce: String,
     code_challenge: String,
     redirect_uri: String,
+    auth_time: i64,
+    acr: Option<String>,
 }
 
 #[derive(Default)]
@@ -122,6 +131,8 @@ struct ProviderState {
     jwks_requests: usize,
     /// Refresh tokens that still work.
     refresh_tokens: std::collections::HashSet<String>,
+    /// When the user last entered their credentials here (the provider's own session).
+    authenticated_at: Option<i64>,
     /// Access tokens issued, the client each was issued to, and when each expires (Unix
     /// seconds): userinfo and introspection take no other.
     access_tokens: HashMap<String, (String, i64)>,
@@ -271,13 +282,39 @@ impl TestProvider {
         assert_eq!(q["code_challenge_method"], "S256");
         assert!(q["scope"].split(' ').any(|s| s == "openid"));
         let code = format!("code-{}", q["state"]);
-        self.state.lock().unwrap().secrets.push(code.clone());
-        self.state.lock().unwrap().grants.insert(
+        let mut state = self.state.lock().unwrap();
+        let behaviour = state.behaviour.clone();
+        // A step-up: credentials asked for again (`prompt=login`, or an older sign-in than
+        // `max_age`), and the class of sign-in asked for (`acr_values`), unless ignored.
+        let now = now();
+        let max_age = q.get("max_age").and_then(|m| m.parse::<i64>().ok());
+        let last = *state
+            .authenticated_at
+            .get_or_insert(now - behaviour.signed_in_ago);
+        let again = q
+            .get("prompt")
+            .is_some_and(|p| p.split(' ').any(|p| p == "login"))
+            || max_age.is_some_and(|max_age| now - last > max_age);
+        let auth_time = match again && !behaviour.ignores_step_up {
+            true => now,
+            false => last,
+        };
+        state.authenticated_at = Some(auth_time);
+        let acr = match q.get("acr_values") {
+            Some(values) if !behaviour.ignores_step_up => {
+                values.split(' ').next().map(str::to_owned)
+            }
+            _ => behaviour.acr,
+        };
+        state.secrets.push(code.clone());
+        state.grants.insert(
             code.clone(),
             Grant {
                 nonce: q["nonce"].clone(),
                 code_challenge: q["code_challenge"].clone(),
                 redirect_uri: q["redirect_uri"].clone(),
+                auth_time,
+                acr,
             },
         );
         code
@@ -361,6 +398,10 @@ async fn token(
     let mut claims = id_token_claims(&p, &access_token);
     claims["nonce"] = grant.nonce.into();
     claims["sid"] = "provider-session-1".into();
+    claims["auth_time"] = grant.auth_time.into();
+    if let Some(acr) = grant.acr {
+        claims["acr"] = acr.into();
+    }
     merge(&mut claims, &behaviour.id_token_claims);
     let mut id_token = sign_jwt(&behaviour.signer, &claims);
     if behaviour.tamper_signature {

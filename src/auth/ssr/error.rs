@@ -42,6 +42,7 @@ impl AuthError {
                 OidcError::Timeout(_) => SignInFailure::ProviderTimeout,
                 OidcError::CodeRefused(_) => SignInFailure::CodeRefused,
                 OidcError::TokenRefused(_) => SignInFailure::TokenRefused,
+                OidcError::NotSteppedUp(_) => SignInFailure::StepUpFailed,
             },
             Self::ProviderSaidNo(error) => SignInFailure::from_provider_error(error),
             Self::MissingCode => SignInFailure::MissingCode,

@@ -1,7 +1,7 @@
 //! For server functions that are for signed-in users only: [`require_user`], and calls to APIs
 //! with the user's access token ([`SignedIn::send`]).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::http::{header, StatusCode};
 use leptos::prelude::{use_context, ServerFnError};
@@ -10,7 +10,9 @@ use tower_sessions::Session;
 
 use super::{app_state, redirect, renewal, request_headers, same_origin, session};
 use crate::{
-    failure::{self, forbidden, outage, sign_in_required, SignInFailure, CODE_HEADER},
+    failure::{
+        self, forbidden, outage, sign_in_required, step_up_required, SignInFailure, CODE_HEADER,
+    },
     json_errors, links,
     session::SessionUser,
     state::AppState,
@@ -50,20 +52,23 @@ async fn refuse(app: &AppState, visitor: Visitor) -> ServerFnError {
     };
     let headers = request_headers().await;
     if status == StatusCode::UNAUTHORIZED && json_errors::wants_html(&headers) {
-        // Back to the page the form was on, when it is one of ours.
-        let origin = app.config.public_origin.as_str().trim_end_matches('/');
-        let back = headers
-            .get(header::REFERER)
-            .and_then(|r| r.to_str().ok())
-            .filter(|_| same_origin(&headers, origin))
-            .and_then(|r| r.strip_prefix(origin))
-            .filter(|path| path.starts_with('/'))
-            .map(|path| super::safe_return_to(Some(path)))
-            .unwrap_or_else(|| "/".into());
-        redirect(&links::login(None, Some(&back)));
+        redirect(&links::login(None, Some(&back_to(app, &headers))));
         return ServerFnError::new(failure::describe(code).unwrap_or(code));
     }
     fail(status, code)
+}
+
+/// The page a form was posted from, when it is one of ours: where to come back to.
+fn back_to(app: &AppState, headers: &axum::http::HeaderMap) -> String {
+    let origin = app.config.public_origin.as_str().trim_end_matches('/');
+    headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .filter(|_| same_origin(headers, origin))
+        .and_then(|r| r.strip_prefix(origin))
+        .filter(|path| path.starts_with('/'))
+        .map(|path| super::safe_return_to(Some(path)))
+        .unwrap_or_else(|| "/".into())
 }
 
 /// The error a server function returns for a failure, its status and code set on the answer
@@ -90,6 +95,43 @@ pub enum ApiError {
 }
 
 impl SignedIn {
+    /// Goes on only when the user entered their credentials at the provider within `max_age`
+    /// (a step-up for a sensitive action): `user.require_recent_sign_in(Duration::from_secs(300))
+    /// .await?;`. Otherwise a form post or page load is sent to the provider to confirm it is
+    /// them (`prompt=login`, `max_age`), and back to the page it came from; a program gets a 401
+    /// (`step_up_required`). The provider's answer is checked, not trusted: its `auth_time`
+    /// must be within `max_age`.
+    pub async fn require_recent_sign_in(&self, max_age: Duration) -> Result<(), ServerFnError> {
+        if self.user.authenticated_within(max_age) {
+            return Ok(());
+        }
+        self.step_up(Some(max_age.as_secs()), None).await
+    }
+
+    /// Goes on only when the user signed in with one of the authentication context classes
+    /// `acr_values` (space-separated, as the provider names them: `mfa`, say); otherwise as
+    /// [`SignedIn::require_recent_sign_in`], the provider asked for one of them.
+    pub async fn require_acr(&self, acr_values: &str) -> Result<(), ServerFnError> {
+        let acr = self.user.acr.as_deref();
+        if acr.is_some_and(|acr| acr_values.split_whitespace().any(|v| v == acr)) {
+            return Ok(());
+        }
+        self.step_up(None, Some(acr_values)).await
+    }
+
+    async fn step_up(&self, max_age: Option<u64>, acr: Option<&str>) -> Result<(), ServerFnError> {
+        tracing::info!(user_id = self.user.user_id, "step-up required");
+        let headers = request_headers().await;
+        match self.provider() {
+            Some(provider) if json_errors::wants_html(&headers) => {
+                let back = back_to(&self.app, &headers);
+                redirect(&links::step_up(provider.id(), max_age, acr, &back));
+                Err(ServerFnError::new(step_up_required::MESSAGE))
+            }
+            _ => Err(fail(StatusCode::UNAUTHORIZED, step_up_required::CODE)),
+        }
+    }
+
     /// Goes on only when the user's claim `name` is `value`, or a list that includes it
     /// ([`crate::claims`]): `user.require_claim("groups", "admins")?;`. Otherwise the call
     /// fails with a 403 (`{"error":"forbidden",...}` for programs).

@@ -5,15 +5,16 @@ use axum::http::HeaderMap;
 use tower_sessions::cookie::{time::Duration, Cookie, SameSite};
 
 use super::{app_state, request_headers, safe_return_to, session, set_cookies, AuthError};
-use crate::{links, session as sessions, state::AppState, visitor::ProviderChoice};
+use crate::{links, oidc::StepUp, session as sessions, state::AppState, visitor::ProviderChoice};
 
 /// Remembers which provider this browser signed in with last: the sign-in page lists it first.
 pub const LAST_PROVIDER_COOKIE: &str = "leptos_oidc_last_provider";
 
 /// `/login`: where to send the browser. A failure goes to the page that says what happened.
-pub async fn start(provider: Option<String>, return_to: Option<String>) -> String {
+/// With a step-up, the provider is asked to confirm the user again even when they are signed in.
+pub async fn start(provider: Option<String>, return_to: Option<String>, step_up: StepUp) -> String {
     let return_to = safe_return_to(return_to.as_deref());
-    match start_sign_in(provider.as_deref(), &return_to).await {
+    match start_sign_in(provider.as_deref(), &return_to, step_up).await {
         Ok(target) => target,
         Err(e) => {
             e.log("sign-in not started");
@@ -23,12 +24,17 @@ pub async fn start(provider: Option<String>, return_to: Option<String>) -> Strin
     }
 }
 
-async fn start_sign_in(provider: Option<&str>, return_to: &str) -> Result<String, AuthError> {
+async fn start_sign_in(
+    provider: Option<&str>,
+    return_to: &str,
+    step_up: StepUp,
+) -> Result<String, AuthError> {
     let app = app_state()?;
     let session = session().await?;
-    if sessions::current_user(&session, &app.config.session, &app.metrics)
-        .await?
-        .is_some()
+    if step_up.is_none()
+        && sessions::current_user(&session, &app.config.session, &app.metrics)
+            .await?
+            .is_some()
     {
         return Ok(return_to.to_owned()); // already signed in: nothing to do at a provider
     }
@@ -43,7 +49,7 @@ async fn start_sign_in(provider: Option<&str>, return_to: &str) -> Result<String
             None => return Ok(links::sign_in_page(None, None, Some(return_to))),
         },
     };
-    let (url, pending) = provider.begin(return_to.to_owned()).await?;
+    let (url, pending) = provider.begin(return_to.to_owned(), step_up).await?;
     set_cookies(app.pending.add(&request_headers().await, &pending));
     app.metrics.sign_in_started(provider.id());
     tracing::info!(

@@ -57,6 +57,21 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
             user_id: user.user_id,
         });
     }
+    // Ending every session of the user is for the user alone: one who has not entered their
+    // credentials lately confirms at the provider first, and comes back to confirm here.
+    let provider = app.providers.of_session(&user.provider, &user.issuer);
+    if everywhere && !user.authenticated_within(app.config.step_up_max_age) {
+        if let Some(provider) = provider {
+            tracing::info!(user_id = user.user_id, "sign out everywhere: step-up first");
+            let max_age = app.config.step_up_max_age.as_secs();
+            return Ok(links::step_up(
+                provider.id(),
+                Some(max_age),
+                None,
+                links::CONFIRM_EVERYWHERE,
+            ));
+        }
+    }
     if everywhere {
         let ended = app
             .sessions
@@ -70,7 +85,6 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
     sessions::sign_out(&session).await?;
     tracing::info!(user_id = user.user_id, "signed out");
     // At the provider that signed this session in, when it has an end-session endpoint.
-    let provider = app.providers.of_session(&user.provider, &user.issuer);
     Ok(match provider {
         Some(p) => p.end_session_url(Some(&user.id_token)).await,
         None => None,
