@@ -184,13 +184,13 @@ impl Provider {
             .checked_id_token(metadata, id_token, &nonce, &tokens)
             .await?;
 
-        let (auth_time, acr) = id_token::check_step_up(&step_up, &compact, &self.config)
+        // The token's own claims, read once: custom ones (`groups`, `roles`) included, which
+        // openidconnect drops; the signature is verified by now.
+        let payload = jwt::claims(&compact).unwrap_or_else(|| claim_value(&claims));
+        let (auth_time, acr) = id_token::check_step_up(&step_up, &payload, &self.config)
             .map_err(OidcError::NotSteppedUp)?;
 
-        // The token's own claims, custom ones (`groups`, `roles`) included: openidconnect keeps
-        // only the standard ones, and the signature is verified by now.
-        let mut all_claims =
-            claim_map(&jwt::claims(&compact).unwrap_or_else(|| claim_value(&claims)));
+        let mut all_claims = claim_map(&payload);
         if let Ok(request) = metadata.client.user_info(
             tokens.access_token().clone(),
             Some(claims.subject().clone()),
@@ -217,7 +217,7 @@ impl Provider {
             issuer: claims.issuer().to_string(),
             subject: claims.subject().to_string(),
             // `sid` is not among the claims openidconnect parses: read it from the token itself.
-            session_id: jwt::claim(&compact, "sid").and_then(|v| v.as_str().map(str::to_owned)),
+            session_id: payload["sid"].as_str().map(str::to_owned),
             claims: all_claims,
             id_token: compact,
             auth_time,
