@@ -205,7 +205,9 @@ fn a_session_ended_during_a_request_stays_ended() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 sign_out(&y, true).await;
             });
-            assert_eq!(page.status, 200);
+            // The request ends with the renewal it started (200), or, the sign-out having
+            // revoked the tokens at the provider meanwhile, with the refresh refused (302).
+            assert!(matches!(page.status, 200 | 302), "{}", page.status);
             assert!(!x.signed_in().await, "the ended session was written back");
         }
     })

@@ -992,3 +992,92 @@ async fn ask_to_sign_out_everywhere(app: &TestApp) -> support::Page {
     )
     .await
 }
+
+/// Waits (up to two seconds) until the provider has had `n` tokens revoked: revocation runs
+/// after the sign-out has answered.
+async fn revoked_at(provider: &TestProvider, n: usize) -> Vec<String> {
+    for _ in 0..40 {
+        if provider.revoked().len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    provider.revoked()
+}
+
+/// Signing out revokes the session's tokens at the provider (RFC 7009): the refresh token,
+/// then the access token.
+#[test]
+fn sign_out_revokes_the_sessions_tokens_at_the_provider() {
+    run(async {
+        let provider = TestProvider::start().await;
+        provider.set_behaviour(Behaviour {
+            refresh_tokens: true,
+            ..Behaviour::default()
+        });
+        let app = start_app(&provider.issuer).await;
+        app.sign_in(&provider).await;
+        let csrf = app.csrf_token().await;
+        app.post_form("/logout", &[("csrf", &csrf)], Some(&app.url))
+            .await;
+        let revoked = revoked_at(&provider, 2).await;
+        assert_eq!(revoked.len(), 2, "{revoked:?}");
+        assert!(
+            revoked[0].starts_with("rt-") && revoked[1].starts_with("at-"),
+            "{revoked:?}"
+        );
+    })
+}
+
+/// "Sign out everywhere" revokes the tokens of every session it ends, on each kind of store.
+#[test]
+fn sign_out_everywhere_revokes_the_tokens_of_every_session() {
+    run(async {
+        for stores in [
+            support::Stores::sqlite(),
+            support::Stores::sqlite_and_redis(),
+        ] {
+            let provider = TestProvider::start().await;
+            provider.set_behaviour(Behaviour {
+                refresh_tokens: true,
+                ..Behaviour::default()
+            });
+            let app = support::start_app_with(&provider.issuer, &stores, &[]).await;
+            app.sign_in(&provider).await;
+            let other = app.in_another_browser();
+            other.sign_in(&provider).await;
+            let out = ask_to_sign_out_everywhere(&app).await;
+            assert!(out.location.unwrap().contains("/session/end?"));
+            let revoked = revoked_at(&provider, 4).await;
+            assert_eq!(revoked.len(), 4, "{revoked:?}");
+            assert_eq!(revoked.iter().filter(|t| t.starts_with("rt-")).count(), 2);
+        }
+    })
+}
+
+/// A provider slow to revoke holds up no sign-out.
+#[test]
+fn a_slow_revocation_does_not_hold_up_the_sign_out() {
+    run(async {
+        let provider = TestProvider::start().await;
+        provider.set_behaviour(Behaviour {
+            refresh_tokens: true,
+            revocation_delay: Some(std::time::Duration::from_secs(5)),
+            ..Behaviour::default()
+        });
+        let app = start_app(&provider.issuer).await;
+        app.sign_in(&provider).await;
+        let csrf = app.csrf_token().await;
+        let started = std::time::Instant::now();
+        let out = app
+            .post_form("/logout", &[("csrf", &csrf)], Some(&app.url))
+            .await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(out.location.unwrap().contains("/session/end?"));
+        assert!(!app.signed_in().await);
+    })
+}

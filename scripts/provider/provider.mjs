@@ -184,6 +184,8 @@ function configuration(tenant) {
         },
       },
       clientCredentials: { enabled: true },
+      // The app revokes a signed-out session's tokens (RFC 7009).
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         async getResourceServerInfo(_ctx, resource) {

@@ -17,7 +17,7 @@ use openidconnect::{
     },
     AdditionalProviderMetadata, AuthType, DiscoveryError, EndSessionUrl, EndpointMaybeSet,
     EndpointNotSet, EndpointSet, IntrospectionUrl, JsonWebKeySetUrl, LogoutProviderMetadata,
-    ProviderMetadata, RedirectUrl,
+    ProviderMetadata, RedirectUrl, RevocationUrl,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
@@ -64,12 +64,14 @@ pub(super) type OidcClient = CoreClient<
 >;
 
 /// Discovery fields beyond the core ones: RFC 9207's promise to name the issuer in every
-/// authorization response, and RFC 8414's introspection endpoint (RFC 7662).
+/// authorization response, and RFC 8414's introspection (RFC 7662) and revocation (RFC 7009)
+/// endpoints.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub(super) struct ExtraMetadata {
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
     introspection_endpoint: Option<IntrospectionUrl>,
+    revocation_endpoint: Option<RevocationUrl>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -98,6 +100,8 @@ pub(super) struct Metadata {
     pub end_session: Option<EndSessionUrl>,
     /// RFC 7662: where to ask about an access token presented to the app's API.
     pub introspection: Option<IntrospectionUrl>,
+    /// RFC 7009: where a signed-out session's tokens are revoked.
+    pub revocation: Option<RevocationUrl>,
     /// RFC 9207: every authorization response names the issuer; one without is refused.
     pub iss_parameter_supported: bool,
     fetched_at: Instant,
@@ -223,6 +227,7 @@ impl Discovery {
             .additional_metadata
             .authorization_response_iss_parameter_supported;
         let introspection = extra.additional_metadata.introspection_endpoint.clone();
+        let revocation = extra.additional_metadata.revocation_endpoint.clone();
         let jwks = jwk::key_set(metadata.jwks());
         let jwks_uri = metadata.jwks_uri().clone();
         let client = CoreClient::from_provider_metadata(
@@ -239,6 +244,7 @@ impl Discovery {
             signing_algs,
             end_session,
             introspection,
+            revocation,
             iss_parameter_supported,
             fetched_at: Instant::now(),
         })
@@ -284,6 +290,7 @@ impl Discovery {
             signing_algs: current.signing_algs.clone(),
             end_session: current.end_session.clone(),
             introspection: current.introspection.clone(),
+            revocation: current.revocation.clone(),
             iss_parameter_supported: current.iss_parameter_supported,
             fetched_at: current.fetched_at,
         });

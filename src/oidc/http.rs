@@ -43,6 +43,7 @@ pub(super) enum Endpoint {
     Token,
     Userinfo,
     Introspection,
+    Revocation,
 }
 
 impl Endpoint {
@@ -53,6 +54,7 @@ impl Endpoint {
             Self::Token => "token",
             Self::Userinfo => "userinfo",
             Self::Introspection => "introspection",
+            Self::Revocation => "revocation",
         }
     }
 }

@@ -4,16 +4,18 @@
 
 use std::{collections::BTreeMap, future::Future, sync::Arc};
 
+use base64::{engine::general_purpose::STANDARD, Engine};
 use chrono::Utc;
 use openidconnect::{
     core::{
         CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim,
         CoreIdToken, CoreTokenResponse, CoreTokenType,
     },
-    AccessToken, AuthenticationContextClass, AuthorizationCode, CsrfToken, LogoutRequest, Nonce,
-    NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
-    UserInfoClaims, UserInfoError,
+    AccessToken, AsyncHttpClient, AuthType, AuthenticationContextClass, AuthorizationCode,
+    CsrfToken, HttpRequest, LogoutRequest, Nonce, NonceVerifier, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl, RefreshToken,
+    RequestTokenError, RevocationUrl, Scope, StandardErrorResponse, TokenResponse, UserInfoClaims,
+    UserInfoError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -320,6 +322,46 @@ impl Provider {
         access_token::check_introspection(&answer, &self.config).map_err(OidcError::TokenRefused)
     }
 
+    /// Revokes a signed-out session's tokens (RFC 7009), the refresh token first (which ends
+    /// the grant at most providers), with the app's client credentials. `false` when the
+    /// provider has no revocation endpoint.
+    pub async fn revoke(
+        &self,
+        refresh_token: Option<&str>,
+        access_token: &str,
+    ) -> Result<bool, OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        let Some(url) = metadata.revocation.clone() else {
+            return Ok(false);
+        };
+        let tokens = refresh_token
+            .map(|t| (t, "refresh_token"))
+            .into_iter()
+            .chain((!access_token.is_empty()).then_some((access_token, "access_token")));
+        for (token, hint) in tokens {
+            // By hand: openidconnect refuses a revocation endpoint without https, which the
+            // bundled provider (on loopback, for development) does not have.
+            let request =
+                revocation_request(&url, token, hint, metadata.client.auth_type(), &self.config);
+            let answer = self
+                .discovery
+                .http
+                .bounded(
+                    Endpoint::Revocation,
+                    self.discovery.http.client.call(request),
+                )
+                .await?
+                .map_err(|e| OidcError::Unavailable(format!("revocation: {}", error_chain(&e))))?;
+            if !answer.status().is_success() {
+                return Err(OidcError::Unavailable(format!(
+                    "revocation answered {}",
+                    answer.status()
+                )));
+            }
+        }
+        Ok(true)
+    }
+
     /// Validates a back-channel logout token with this provider's keys.
     pub async fn verify_logout_token(&self, token: &str) -> Result<LogoutOrder, OidcError> {
         let metadata = self.discovery.metadata().await?;
@@ -448,6 +490,48 @@ fn has_id_token(body: &[u8]) -> bool {
         .is_ok_and(|v| v.get("id_token").is_some_and(Value::is_string))
 }
 
+/// An RFC 7009 revocation request for `token`, with the client authentication the token
+/// endpoint gets (RFC 6749, 2.3.1: HTTP Basic of the form-encoded id and secret, or both in the
+/// body).
+fn revocation_request(
+    url: &RevocationUrl,
+    token: &str,
+    hint: &str,
+    auth: &AuthType,
+    config: &ProviderConfig,
+) -> HttpRequest {
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let (id, secret) = (config.client_id.as_str(), config.client_secret.secret());
+    let mut body = url::form_urlencoded::Serializer::new(String::new());
+    body.append_pair("token", token)
+        .append_pair("token_type_hint", hint);
+    let mut request = openidconnect::http::Request::builder()
+        .method(openidconnect::http::Method::POST)
+        .uri(url.as_str())
+        .header(
+            openidconnect::http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(openidconnect::http::header::ACCEPT, "application/json");
+    match auth {
+        AuthType::RequestBody => {
+            body.append_pair("client_id", id)
+                .append_pair("client_secret", secret);
+        }
+        _ => {
+            let basic = STANDARD.encode(format!("{}:{}", encode(id), encode(secret)));
+            request = request.header(
+                openidconnect::http::header::AUTHORIZATION,
+                format!("Basic {basic}"),
+            );
+        }
+    }
+    request
+        .body(body.finish().into_bytes())
+        .expect("a request of a valid URL and headers builds")
+}
+
 /// The claims beyond the standard ones, which openidconnect would drop (`groups`, `roles`).
 #[derive(Debug, Deserialize, Serialize)]
 struct OtherClaims {
@@ -488,6 +572,37 @@ fn claim_map(claims: &impl Serialize) -> BTreeMap<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_revocation_request_authenticates_as_the_token_endpoint_does() {
+        let url = RevocationUrl::new("https://idp.example/revoke".into()).unwrap();
+        let mut config = crate::oidc::id_token::tests::config();
+        config.client_id = openidconnect::ClientId::new("app:1".into());
+        config.client_secret = openidconnect::ClientSecret::new("s&cret".into());
+        let basic =
+            revocation_request(&url, "rt-1", "refresh_token", &AuthType::BasicAuth, &config);
+        assert_eq!(basic.method(), "POST");
+        assert_eq!(basic.uri(), "https://idp.example/revoke");
+        // RFC 6749, 2.3.1: the id and secret are form-encoded before Basic.
+        let expected = STANDARD.encode("app%3A1:s%26cret");
+        assert_eq!(
+            basic.headers()["authorization"],
+            format!("Basic {expected}")
+        );
+        assert_eq!(basic.body(), b"token=rt-1&token_type_hint=refresh_token");
+        let post = revocation_request(
+            &url,
+            "at 1",
+            "access_token",
+            &AuthType::RequestBody,
+            &config,
+        );
+        assert!(post.headers().get("authorization").is_none());
+        assert_eq!(
+            String::from_utf8(post.body().clone()).unwrap(),
+            "token=at+1&token_type_hint=access_token&client_id=app%3A1&client_secret=s%26cret"
+        );
+    }
 
     #[test]
     fn protocol_claims_are_left_out_of_what_the_profile_shows() {

@@ -226,11 +226,16 @@ fn tokens_due_at(user: &SessionUser) -> Option<i64> {
     Some(expires_at - margin)
 }
 
+/// Who is signed in to the session of `record`, if anyone.
+pub fn user_of(record: &Record) -> Option<SessionUser> {
+    SessionUser::deserialize(record.data.get(USER)?).ok()
+}
+
 /// Until when (Unix seconds, exclusive) a page rendered from this session record is what a new
 /// render would give: the first moment its user wants a touch of `last_seen`, a renewal of the
 /// tokens, or the end of the session. `None` when nobody is signed in to it.
 pub fn pages_good_until(record: &Record, config: &SessionConfig) -> Option<i64> {
-    let user = SessionUser::deserialize(record.data.get(USER)?).ok()?;
+    let user = user_of(record)?;
     let until = user.touch_at(config).min(user.ends_at(config));
     Some(tokens_due_at(&user).map_or(until, |due| until.min(due)))
 }

@@ -193,6 +193,46 @@ impl Store {
         self.end_owned("subject", issuer, subject, redis_key).await
     }
 
+    /// The live sessions of a user, on every instance.
+    pub async fn sessions_of(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> session_store::Result<Vec<Record>> {
+        self.bounded(async {
+            match &self.backend {
+                Backend::Database(db) => {
+                    let rows: Vec<(String, String, i64)> = on_db!(db, pool => sqlx::query_as(
+                        "SELECT id, data, expires_at FROM sessions
+                         WHERE issuer = $1 AND subject = $2 AND expires_at > $3")
+                        .bind(issuer)
+                        .bind(subject)
+                        .bind(Utc::now().timestamp())
+                        .fetch_all(pool)
+                        .await
+                        .map_err(backend))?;
+                    rows.iter()
+                        .filter_map(|(id, data, expires_at)| {
+                            Some(decode(Id::from_str(id).ok()?, data, *expires_at))
+                        })
+                        .collect()
+                }
+                Backend::Redis(records, pool, _) => {
+                    let members: Vec<String> = pool
+                        .smembers(subject_key(issuer, subject))
+                        .await
+                        .map_err(backend)?;
+                    let mut live = Vec::new();
+                    for id in members.iter().filter_map(|id| Id::from_str(id).ok()) {
+                        live.extend(records.load(&id).await?);
+                    }
+                    Ok(live)
+                }
+            }
+        })
+        .await
+    }
+
     /// Ends every session that the provider's session `sid` signed in, on every instance.
     pub async fn end_provider_session(
         &self,
@@ -442,6 +482,19 @@ async fn end_indexed(pool: &Pool, key: String) -> session_store::Result<Vec<Id>>
     Ok(ended)
 }
 
+/// A session row's record.
+fn decode(id: Id, data: &str, expires_at: i64) -> session_store::Result<Record> {
+    let data: HashMap<String, Value> =
+        serde_json::from_str(data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+    let expiry_date = OffsetDateTime::from_unix_timestamp(expires_at)
+        .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+    Ok(Record {
+        id,
+        data,
+        expiry_date,
+    })
+}
+
 /// Sets a Redis key that does not exist yet, until `expires_at` (Unix seconds); `false` when
 /// it existed.
 async fn set_if_absent(
@@ -579,18 +632,8 @@ impl Store {
                         .fetch_optional(pool)
                         .await
                         .map_err(backend))?;
-                    let Some((data, expires_at)) = row else {
-                        return Ok(None);
-                    };
-                    let data: HashMap<String, Value> = serde_json::from_str(&data)
-                        .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-                    let expiry_date = OffsetDateTime::from_unix_timestamp(expires_at)
-                        .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-                    Ok(Some(Record {
-                        id: *id,
-                        data,
-                        expiry_date,
-                    }))
+                    row.map(|(data, expires_at)| decode(*id, &data, expires_at))
+                        .transpose()
                 }
                 Backend::Redis(records, _, _) => records.load(id).await,
             }

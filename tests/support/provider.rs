@@ -99,6 +99,8 @@ pub struct Behaviour {
     pub acr: Option<String>,
     /// Ignore `prompt=login`, `max_age` and `acr_values`: the old `auth_time` and `acr` stay.
     pub ignores_step_up: bool,
+    /// The revocation endpoint waits this long before answering.
+    pub revocation_delay: Option<std::time::Duration>,
     /// Overrides of the refreshed ID token's claims (`null` removes one).
     pub refresh_id_token_claims: Map<String, Value>,
 }
@@ -137,6 +139,8 @@ struct ProviderState {
     /// seconds): userinfo and introspection take no other.
     access_tokens: HashMap<String, (String, i64)>,
     introspection_requests: usize,
+    /// Tokens revoked (RFC 7009), in order.
+    revoked: Vec<String>,
     issued: usize,
     /// Every code and token handed out: what must never show in the app's logs or traces.
     secrets: Vec<String>,
@@ -190,6 +194,7 @@ impl TestProvider {
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
             .route("/introspect", post(introspect))
+            .route("/revoke", post(revoke))
             .with_state(shared);
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         Self {
@@ -229,6 +234,11 @@ impl TestProvider {
     /// The next `calls` userinfo calls are refused with a 401 (`invalid_token`).
     pub fn refuse_userinfo(&self, calls: usize) {
         self.state.lock().unwrap().userinfo_refusals = calls;
+    }
+
+    /// The tokens revoked at this provider so far.
+    pub fn revoked(&self) -> Vec<String> {
+        self.state.lock().unwrap().revoked.clone()
     }
 
     pub fn introspection_requests(&self) -> usize {
@@ -331,6 +341,7 @@ async fn discovery(State(p): State<Arc<Shared>>) -> Json<Value> {
         "jwks_uri": format!("{i}/jwks"),
         "end_session_endpoint": format!("{i}/session/end"),
         "introspection_endpoint": format!("{i}/introspect"),
+        "revocation_endpoint": format!("{i}/revoke"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -559,6 +570,30 @@ async fn introspect(
         .into_response(),
         None => Json(json!({ "active": false })).into_response(),
     }
+}
+
+/// RFC 7009 revocation, for the app's client: the token stops working (a refresh token can no
+/// longer refresh, an access token no longer opens userinfo or passes introspection).
+async fn revoke(
+    State(p): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let delay = p.state.lock().unwrap().behaviour.revocation_delay;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    if !client_authenticated(&p, &headers) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let Some(token) = form.get("token") else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    let mut state = p.state.lock().unwrap();
+    state.refresh_tokens.remove(token);
+    state.access_tokens.remove(token);
+    state.revoked.push(token.clone());
+    StatusCode::OK.into_response()
 }
 
 async fn userinfo(State(p): State<Arc<Shared>>, headers: HeaderMap) -> Response {

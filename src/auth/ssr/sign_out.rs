@@ -72,7 +72,20 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
             ));
         }
     }
+    // Whose tokens to revoke at the provider once signed out: this session's, or with
+    // `everywhere` those of every session of the user, read before they go.
+    let mut signed_out = vec![user.clone()];
     if everywhere {
+        let sessions = app
+            .sessions
+            .sessions_of(&user.issuer, &user.subject)
+            .await?;
+        signed_out.extend(
+            sessions
+                .iter()
+                .filter_map(sessions::user_of)
+                .filter(|other| other.refresh_token != user.refresh_token),
+        );
         let ended = app
             .sessions
             .end_sessions_of(&user.issuer, &user.subject)
@@ -84,6 +97,7 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
     }
     sessions::sign_out(&session).await?;
     tracing::info!(user_id = user.user_id, "signed out");
+    revoke_tokens(&app, signed_out);
     // At the provider that signed this session in, when it has an end-session endpoint.
     Ok(match provider {
         Some(p) => p.end_session_url(Some(&user.id_token)).await,
@@ -112,4 +126,34 @@ async fn sign_out_refused(
         None => None,
     }
     .map_or_else(|| "/".into(), String::from))
+}
+
+/// Revokes the tokens of signed-out sessions at their providers (RFC 7009), in the background:
+/// a provider that is slow or does not answer holds up no sign-out.
+fn revoke_tokens(app: &crate::state::AppState, users: Vec<sessions::SessionUser>) {
+    use tracing::Instrument;
+    let providers = app.providers.clone();
+    let revoking = async move {
+        for user in users {
+            let Some(provider) = providers.of_session(&user.provider, &user.issuer) else {
+                continue;
+            };
+            match provider
+                .revoke(user.refresh_token.as_deref(), &user.access_token)
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(user_id = user.user_id, "tokens revoked at the provider")
+                }
+                Ok(false) => {
+                    eprintln!("DEBUG no revocation endpoint");
+                } // the provider offers no revocation
+                Err(e) => {
+                    eprintln!("DEBUG {e}");
+                    tracing::warn!(user_id = user.user_id, error = %e, "tokens not revoked at the provider")
+                }
+            }
+        }
+    };
+    tokio::spawn(revoking.instrument(tracing::Span::current()));
 }
