@@ -216,17 +216,28 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(json_errors::for_programs))
         .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
+            Edge {
+                metrics: state.metrics.clone(),
+                https: state.config.session.secure,
+            },
             headers_and_log,
         ))
 }
 
-/// Security headers on every answer, `no-store` on pages (they may show who is signed in), a
+/// What the outermost layer needs: where to count, and whether the app is served over https.
+#[derive(Clone)]
+struct Edge {
+    metrics: Arc<Metrics>,
+    https: bool,
+}
+
+/// Security headers on every answer (`Strict-Transport-Security` too when served over https),
+/// `no-store` on pages (they may show who is signed in), a
 /// request id (`X-Request-Id`: the caller's when sane, else a new one) returned and carried by
 /// every log line made while serving, one log line per request, and the request counted and
 /// timed by route. The line has the path only: query strings carry codes and state.
 async fn headers_and_log(
-    State(metrics): State<Arc<Metrics>>,
+    State(Edge { metrics, https }): State<Edge>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -279,6 +290,14 @@ async fn headers_and_log(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+    // Served over https (the public origin says so): browsers keep to https for a year. Not
+    // `includeSubDomains` or `preload`: the app cannot speak for its domain's other hosts.
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
 
     let status = response.status().as_u16();
     let took = started.elapsed();

@@ -683,6 +683,11 @@ fn anonymous_pages_are_shared_and_signed_in_pages_are_not() {
         let response = reqwest::get(format!("{}/", app.url)).await.unwrap();
         assert_eq!(response.headers()["cache-control"], "no-store");
         assert_eq!(response.headers()["x-frame-options"], "DENY");
+        // Served over plain http here: no HSTS (see the https test).
+        assert!(response
+            .headers()
+            .get("strict-transport-security")
+            .is_none());
         assert!(response.headers()["content-type"]
             .to_str()
             .unwrap()
@@ -1079,5 +1084,31 @@ fn a_slow_revocation_does_not_hold_up_the_sign_out() {
         );
         assert!(out.location.unwrap().contains("/session/end?"));
         assert!(!app.signed_in().await);
+    })
+}
+
+/// An app whose public origin is https (behind a TLS-terminating proxy) tells browsers to keep
+/// to https: `Strict-Transport-Security` on every answer, a year, this host only.
+#[test]
+fn an_app_served_over_https_sends_strict_transport_security() {
+    run(async {
+        let provider = TestProvider::start().await;
+        let app = support::start_app_with(
+            &provider.issuer,
+            &support::Stores::sqlite(),
+            &[(
+                "OIDC_REDIRECT_URI",
+                "https://app.example/authorization-code/callback",
+            )],
+        )
+        .await;
+        for path in ["/", "/signin", "/nowhere", "/healthz", "/api/me"] {
+            let response = reqwest::get(format!("{}{path}", app.url)).await.unwrap();
+            assert_eq!(
+                response.headers()["strict-transport-security"],
+                "max-age=31536000",
+                "{path}"
+            );
+        }
     })
 }
