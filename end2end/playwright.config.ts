@@ -68,6 +68,8 @@ export default defineConfig({
         OIDC_GLOBEX_ISSUER: GLOBEX,
         OIDC_GLOBEX_CLIENT_ID: 'leptos-oidc-globex',
         OIDC_GLOBEX_CLIENT_SECRET: 'leptos-oidc-globex-secret',
+        // Only Globex's admins (Carol, not Dave) may sign in there: the claim rule's refusal.
+        OIDC_GLOBEX_REQUIRE_CLAIM: 'groups:admins',
         DATABASE_URL: 'sqlite:data/e2e.db',
         // "Sign out everywhere" asks for the password again after this: the suite sees it.
         STEP_UP_MAX_AGE_SECONDS: String(STEP_UP_MAX_AGE),

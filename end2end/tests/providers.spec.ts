@@ -35,6 +35,30 @@ test('choose a provider, sign in, sign out, then the other; the last used comes 
   await expect(page.getByRole('definition').filter({ hasText: /^Acme Corp$/ })).toBeVisible();
 });
 
+test('an account outside the required group is refused, and signs out at its provider to try another', async ({ page }) => {
+  await page.goto('/signin');
+  await choose(page, 'Globex');
+  await signInAt(page, GLOBEX, 'dave', 'diving');
+  await expect(page).toHaveURL(new RegExp(`^${APP}/signin\\?error=not_allowed`));
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('This account may not use this app');
+  await expect(page.getByRole('main').getByText('groups:admins')).toBeVisible();
+  await page.goto('/profile');
+  await expect(page).toHaveURL(`${APP}/signin?return_to=/profile`);
+
+  await page.goBack();
+  await page.getByRole('button', { name: 'Sign out at your provider' }).click();
+  await expect(page).toHaveURL(new RegExp(`^${GLOBEX}/session/end\\?`));
+  await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+  await expect(page).toHaveURL(`${APP}/`);
+
+  // Carol is in the group.
+  await page.goto('/signin');
+  await choose(page, 'Globex');
+  await signInAt(page, GLOBEX, 'carol', 'chemistry');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Carol Chen');
+  await expect(page.getByRole('row', { name: /groups/ })).toContainText('admins');
+});
+
 test('an unknown provider gets a 404 page that lists the real ones', async ({ page }) => {
   const landing = page.waitForResponse((r) => r.url().startsWith(`${APP}/signin`));
   await page.goto('/login?provider=okta');

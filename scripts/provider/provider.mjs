@@ -54,6 +54,7 @@ const GLOBEX_USERS = {
     claims: {
       name: 'Carol Chen', given_name: 'Carol', family_name: 'Chen',
       preferred_username: 'carol', email: 'carol@globex.example', email_verified: true,
+      groups: ['staff', 'admins'],
     },
   },
   dave: {
@@ -61,6 +62,7 @@ const GLOBEX_USERS = {
     claims: {
       name: 'Dave Diaz', given_name: 'Dave', family_name: 'Diaz',
       preferred_username: 'dave', email: 'dave@globex.example', email_verified: true,
+      groups: ['staff'],
     },
   },
 };
@@ -141,7 +143,8 @@ function configuration(tenant) {
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale', 'zoneinfo'],
+      // `groups` (Globex's users have them) for the app's claim rules: OIDC_GLOBEX_REQUIRE_CLAIM.
+      profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale', 'zoneinfo', 'groups'],
     },
     async findAccount(_ctx, sub) {
       const user = Object.hasOwn(users, sub) ? users[sub] : undefined;
