@@ -160,6 +160,15 @@ async fn api_me(app: &TestApp, authorization: Option<&str>) -> (u16, String, Val
     (status, challenge, body)
 }
 
+/// The refusal of a token issued to the reports service, which the API does not take.
+fn assert_not_taken(body: &Value) {
+    let why = body["error_description"].as_str().unwrap();
+    assert!(
+        why.contains("reports-service, which the API does not take"),
+        "{body}"
+    );
+}
+
 fn bearer(token: &str) -> Option<String> {
     Some(format!("Bearer {token}"))
 }
@@ -273,13 +282,7 @@ fn api_me_takes_opaque_tokens_of_other_clients_only_when_configured() {
         let reports = provider.opaque_access_token("reports-service", 300);
         let (status, _, body) = api_me(&app, bearer(&reports).as_deref()).await;
         assert_eq!(status, 401, "{body}");
-        assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .contains("reports-service, which the API does not take"),
-            "{body}"
-        );
+        assert_not_taken(&body);
 
         let app = start_app_with(
             &provider.issuer,
@@ -355,13 +358,7 @@ fn api_me_asks_each_provider_until_one_knows_the_token() {
         let reports = acme.opaque_access_token("reports-service", 300);
         let (status, _, body) = api_me(&app, bearer(&reports).as_deref()).await;
         assert_eq!(status, 401);
-        assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .contains("reports-service, which the API does not take"),
-            "{body}"
-        );
+        assert_not_taken(&body);
     })
 }
 

@@ -30,12 +30,7 @@ async fn provider(behaviour: Behaviour) -> TestProvider {
 }
 
 async fn sign_out(app: &TestApp, everywhere: bool) {
-    let csrf = app.csrf_token().await;
-    let mut form = vec![("csrf", csrf.as_str())];
-    if everywhere {
-        form.push(("everywhere", "1"));
-    }
-    let page = app.post_form("/logout", &form, Some(&app.url)).await;
+    let page = app.sign_out(everywhere).await;
     assert_eq!(page.status, 302, "{}", page.body);
 }
 

@@ -877,9 +877,7 @@ fn an_account_without_a_required_claim_value_is_refused_and_offered_a_sign_out_t
         assert_eq!(app.user_count().await, 1);
 
         // The value may come in the ID token too (a claim openidconnect itself would drop).
-        let csrf = app.csrf_token().await;
-        app.post_form("/logout", &[("csrf", &csrf)], Some(&app.url))
-            .await;
+        app.sign_out(false).await;
         provider.set_behaviour(Behaviour {
             id_token_claims: serde_json::json!({ "groups": ["admins"] })
                 .as_object()
@@ -910,7 +908,7 @@ fn sign_out_everywhere_has_the_provider_confirm_the_user_first_when_their_sign_i
         let other = app.in_another_browser();
         other.sign_in(&provider).await;
 
-        let step_up = ask_to_sign_out_everywhere(&app).await;
+        let step_up = app.sign_out(true).await;
         assert_eq!(
             step_up.location.as_deref(),
             Some("/login?provider=default&max_age=300&return_to=/logout%3Fconfirm%3Deverywhere")
@@ -932,7 +930,7 @@ fn sign_out_everywhere_has_the_provider_confirm_the_user_first_when_their_sign_i
         );
         assert!(confirm.body.contains("You confirmed it is you"));
 
-        let out = ask_to_sign_out_everywhere(&app).await;
+        let out = app.sign_out(true).await;
         let end = out.location.unwrap();
         assert!(
             end.starts_with(&format!("{}/session/end?", provider.issuer)),
@@ -962,7 +960,7 @@ fn a_provider_that_ignores_the_step_up_does_not_satisfy_it() {
         let other = app.in_another_browser();
         other.sign_in(&provider).await;
 
-        let step_up = ask_to_sign_out_everywhere(&app).await;
+        let step_up = app.sign_out(true).await;
         let authorize = app.start_sign_in(&step_up.location.unwrap()).await;
         let back = app.callback_for(&provider, &authorize).await;
         assert_eq!(
@@ -982,20 +980,10 @@ fn a_provider_that_ignores_the_step_up_does_not_satisfy_it() {
         );
         assert!(other.signed_in().await);
         // Still not done: the next try asks again.
-        let again = ask_to_sign_out_everywhere(&app).await;
+        let again = app.sign_out(true).await;
         assert!(again.location.unwrap().starts_with("/login?"));
         assert!(other.signed_in().await);
     })
-}
-
-async fn ask_to_sign_out_everywhere(app: &TestApp) -> support::Page {
-    let csrf = app.csrf_token().await;
-    app.post_form(
-        "/logout",
-        &[("csrf", &csrf), ("everywhere", "1")],
-        Some(&app.url),
-    )
-    .await
 }
 
 /// Waits (up to two seconds) until the provider has had `n` tokens revoked: revocation runs
@@ -1022,9 +1010,7 @@ fn sign_out_revokes_the_sessions_tokens_at_the_provider() {
         });
         let app = start_app(&provider.issuer).await;
         app.sign_in(&provider).await;
-        let csrf = app.csrf_token().await;
-        app.post_form("/logout", &[("csrf", &csrf)], Some(&app.url))
-            .await;
+        app.sign_out(false).await;
         let revoked = revoked_at(&provider, 2).await;
         assert_eq!(revoked.len(), 2, "{revoked:?}");
         assert!(
@@ -1051,7 +1037,7 @@ fn sign_out_everywhere_revokes_the_tokens_of_every_session() {
             app.sign_in(&provider).await;
             let other = app.in_another_browser();
             other.sign_in(&provider).await;
-            let out = ask_to_sign_out_everywhere(&app).await;
+            let out = app.sign_out(true).await;
             assert!(out.location.unwrap().contains("/session/end?"));
             let revoked = revoked_at(&provider, 4).await;
             assert_eq!(revoked.len(), 4, "{revoked:?}");

@@ -217,9 +217,7 @@ fn provider(
 
     let require_claims = match setting("REQUIRE_CLAIM") {
         None => Vec::new(),
-        Some((var_name, text)) => text
-            .split(',')
-            .filter(|rule| !rule.trim().is_empty())
+        Some((var_name, text)) => comma_list(&text)
             .map(|rule| {
                 ClaimRule::parse(rule).ok_or_else(|| {
                     ConfigError::new(
@@ -250,17 +248,19 @@ fn provider(
         timeout,
         api_audience: var("API_AUDIENCE").unwrap_or_else(|| client_id.clone()),
         api_clients: match var("API_CLIENTS") {
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            Some(list) => comma_list(&list).map(str::to_owned).collect(),
             None => vec![client_id.clone()],
         },
         client_id: ClientId::new(client_id),
         require_claims,
     })
+}
+
+/// The items of a comma-separated setting, trimmed, blanks left out.
+fn comma_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }
 
 /// Ids are what `/login?provider=` names and what variable names are made of.

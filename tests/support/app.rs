@@ -345,6 +345,17 @@ impl TestApp {
     pub async fn csrf_token(&self) -> String {
         csrf_token_in(&self.get("/profile").await.body)
     }
+
+    /// The profile's sign-out form posted, as the browser posts it (with `everywhere`, its
+    /// second button): where the app sends the browser.
+    pub async fn sign_out(&self, everywhere: bool) -> Page {
+        let csrf = self.csrf_token().await;
+        let mut form = vec![("csrf", csrf.as_str())];
+        if everywhere {
+            form.push(("everywhere", "1"));
+        }
+        self.post_form("/logout", &form, Some(&self.url)).await
+    }
 }
 
 /// The CSRF token of the sign-out form on a page.

@@ -1,8 +1,10 @@
 //! Signing out: here, at the provider that signed this session in, and with `everywhere`, in
 //! every browser of the user.
 
+use std::sync::Arc;
+
 use super::{app_state, request_headers, same_origin, session, AuthError};
-use crate::{failure::SignOutFailure, links, session as sessions};
+use crate::{failure::SignOutFailure, links, oidc::Provider, session as sessions};
 
 /// Why a sign-out was refused or failed, inside the server.
 enum SignOutError {
@@ -83,8 +85,8 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
         signed_out.extend(
             sessions
                 .iter()
-                .filter_map(sessions::user_of)
-                .filter(|other| other.refresh_token != user.refresh_token),
+                .filter(|record| Some(record.id) != session.id())
+                .filter_map(sessions::user_of),
         );
         let ended = app
             .sessions
@@ -98,12 +100,17 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
     sessions::sign_out(&session).await?;
     tracing::info!(user_id = user.user_id, "signed out");
     revoke_tokens(&app, signed_out);
-    // At the provider that signed this session in, when it has an end-session endpoint.
-    Ok(match provider {
-        Some(p) => p.end_session_url(Some(&user.id_token)).await,
+    Ok(sign_out_at(provider, &user.id_token).await)
+}
+
+/// Where to send the browser: to sign out at `provider` too, when it has an end-session
+/// endpoint (with the ID token as its hint), else home.
+async fn sign_out_at(provider: Option<&Arc<Provider>>, id_token: &str) -> String {
+    match provider {
+        Some(p) => p.end_session_url(Some(id_token)).await,
         None => None,
     }
-    .map_or_else(|| "/".into(), String::from))
+    .map_or_else(|| "/".into(), String::from)
 }
 
 /// Nobody signed in here; a sign-in of this browser's that the app refused is signed out at its
@@ -121,11 +128,7 @@ async fn sign_out_refused(
     sessions::sign_out(session).await?;
     tracing::info!(provider = %refused.provider, "refused sign-in signed out at its provider");
     let provider = app.providers.by_id(&refused.provider);
-    Ok(match provider {
-        Some(p) => p.end_session_url(Some(&refused.id_token)).await,
-        None => None,
-    }
-    .map_or_else(|| "/".into(), String::from))
+    Ok(sign_out_at(provider, &refused.id_token).await)
 }
 
 /// Revokes the tokens of signed-out sessions at their providers (RFC 7009), in the background:
@@ -145,11 +148,8 @@ fn revoke_tokens(app: &crate::state::AppState, users: Vec<sessions::SessionUser>
                 Ok(true) => {
                     tracing::info!(user_id = user.user_id, "tokens revoked at the provider")
                 }
-                Ok(false) => {
-                    eprintln!("DEBUG no revocation endpoint");
-                } // the provider offers no revocation
+                Ok(false) => {} // the provider offers no revocation
                 Err(e) => {
-                    eprintln!("DEBUG {e}");
                     tracing::warn!(user_id = user.user_id, error = %e, "tokens not revoked at the provider")
                 }
             }
