@@ -1,12 +1,10 @@
 //! The app's own JSON API for other services, which send an access token instead of a session
 //! cookie (RFC 6750): `GET /api/me`. A token is good when a configured provider vouches for it
 //! ([`crate::oidc::access_token`]): a JWT access token by its signature and claims, any other
-//! by the provider's introspection, whose answers are kept briefly ([`Introspections`]).
+//! by the provider's introspection, whose answers are kept briefly
+//! ([`crate::oidc::access_token::Introspections`]).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
 use axum::{
     extract::State,
@@ -14,19 +12,12 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use crate::{
     oidc::{access_token, OidcError, Vouched},
     state::AppState,
 };
-
-/// How long an introspection answer is kept (seconds): a token revoked at the provider may
-/// still be taken this long. Never past the token's own expiry.
-pub const INTROSPECTION_KEPT: i64 = 30;
-/// Answers kept at most; beyond, the expired ones go, then any one.
-const CAPACITY: usize = 10_000;
 
 /// Why a request to the API was not answered: a 401 that says what to send (RFC 6750), or a
 /// 503 while no provider can be asked.
@@ -171,42 +162,6 @@ pub async fn vouch(app: &AppState, token: &str) -> Result<Arc<Vouched>, BearerEr
     answer.map_err(BearerError::Invalid)
 }
 
-/// What a provider said about a token: vouched for, or why not.
-type Answer = Result<Arc<Vouched>, String>;
-
-/// Introspection answers by the token's SHA-256 (the tokens themselves are not kept), each
-/// with the Unix second it is good until.
-#[derive(Debug, Default)]
-pub struct Introspections {
-    answers: Mutex<HashMap<[u8; 32], (Answer, i64)>>,
-}
-
-impl Introspections {
-    fn get(&self, key: &[u8; 32]) -> Option<Answer> {
-        let answers = self.answers.lock().expect("not poisoned");
-        let (answer, until) = answers.get(key)?;
-        (Utc::now().timestamp() < *until).then(|| answer.clone())
-    }
-
-    fn keep(&self, key: [u8; 32], answer: Answer) {
-        let now = Utc::now().timestamp();
-        let mut until = now + INTROSPECTION_KEPT;
-        if let Ok(Some(expires_at)) = answer.as_ref().map(|v| v.expires_at) {
-            until = until.min(expires_at);
-        }
-        let mut answers = self.answers.lock().expect("not poisoned");
-        if answers.len() >= CAPACITY {
-            answers.retain(|_, (_, until)| *until > now);
-        }
-        if answers.len() >= CAPACITY {
-            if let Some(any) = answers.keys().next().copied() {
-                answers.remove(&any);
-            }
-        }
-        answers.insert(key, (answer, until));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,30 +213,5 @@ mod tests {
         let response = BearerError::Unavailable("down".into()).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
-    }
-
-    fn vouched(expires_at: Option<i64>) -> Arc<Vouched> {
-        Arc::new(Vouched {
-            provider: "default".into(),
-            subject: Some("alice".into()),
-            client_id: None,
-            expires_at,
-            claims: Default::default(),
-        })
-    }
-
-    #[test]
-    fn answers_are_kept_briefly_and_never_past_the_tokens_expiry() {
-        let kept = Introspections::default();
-        let now = Utc::now().timestamp();
-        kept.keep([1; 32], Ok(vouched(Some(now + 3600))));
-        kept.keep([2; 32], Ok(vouched(Some(now))));
-        kept.keep([3; 32], Err("not active".into()));
-        assert!(kept.get(&[1; 32]).unwrap().is_ok());
-        assert!(kept.get(&[2; 32]).is_none(), "kept past its expiry");
-        assert_eq!(kept.get(&[3; 32]).unwrap().unwrap_err(), "not active");
-        assert!(kept.get(&[4; 32]).is_none());
-        let (_, until) = kept.answers.lock().unwrap()[&[1; 32]].clone();
-        assert!(until <= now + INTROSPECTION_KEPT + 1);
     }
 }

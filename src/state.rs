@@ -6,7 +6,11 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
-    bearer::Introspections, config::Config, db::Db, metrics::Metrics, oidc::Providers, session,
+    config::Config,
+    db::Db,
+    metrics::Metrics,
+    oidc::{access_token::Introspections, Providers},
+    session,
     users::Users,
 };
 

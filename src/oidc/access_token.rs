@@ -2,7 +2,13 @@
 //! makes one good. A JWT access token (RFC 9068): typed `at+jwt`, signed by the provider's keys
 //! with an asymmetric algorithm, by its issuer, for the API's audience, unexpired. Any other
 //! token is the provider's to vouch for through introspection (RFC 7662): active, issued to a
-//! client the API takes, unexpired, and by this issuer when the answer names one.
+//! client the API takes, unexpired, and by this issuer when the answer names one. Its answers
+//! are kept briefly ([`Introspections`]).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use chrono::Utc;
 use openidconnect::{core::CoreTokenIntrospectionResponse, TokenIntrospectionResponse};
@@ -103,6 +109,48 @@ fn vouched(
         client_id: text("client_id"),
         expires_at,
         claims,
+    }
+}
+
+/// How long an introspection answer is kept (seconds): a token revoked at the provider may
+/// still be taken this long. Never past the token's own expiry.
+pub const INTROSPECTION_KEPT: i64 = 30;
+/// Answers kept at most; beyond, the expired ones go, then any one.
+const CAPACITY: usize = 10_000;
+
+/// What a provider said about a token: vouched for, or why not.
+pub type Answer = Result<Arc<Vouched>, String>;
+
+/// Introspection answers by the token's SHA-256 (the tokens themselves are not kept), each
+/// with the Unix second it is good until.
+#[derive(Debug, Default)]
+pub struct Introspections {
+    answers: Mutex<HashMap<[u8; 32], (Answer, i64)>>,
+}
+
+impl Introspections {
+    pub fn get(&self, key: &[u8; 32]) -> Option<Answer> {
+        let answers = self.answers.lock().expect("not poisoned");
+        let (answer, until) = answers.get(key)?;
+        (Utc::now().timestamp() < *until).then(|| answer.clone())
+    }
+
+    pub fn keep(&self, key: [u8; 32], answer: Answer) {
+        let now = Utc::now().timestamp();
+        let mut until = now + INTROSPECTION_KEPT;
+        if let Ok(Some(expires_at)) = answer.as_ref().map(|v| v.expires_at) {
+            until = until.min(expires_at);
+        }
+        let mut answers = self.answers.lock().expect("not poisoned");
+        if answers.len() >= CAPACITY {
+            answers.retain(|_, (_, until)| *until > now);
+        }
+        if answers.len() >= CAPACITY {
+            if let Some(any) = answers.keys().next().copied() {
+                answers.remove(&any);
+            }
+        }
+        answers.insert(key, (answer, until));
     }
 }
 
@@ -227,5 +275,30 @@ mod tests {
             let refused = check_introspection(&answer(fields.clone()), &config()).unwrap_err();
             assert!(refused.contains(why), "{fields}: {refused}");
         }
+    }
+
+    fn vouched(expires_at: Option<i64>) -> Arc<Vouched> {
+        Arc::new(Vouched {
+            provider: "default".into(),
+            subject: Some("alice".into()),
+            client_id: None,
+            expires_at,
+            claims: Default::default(),
+        })
+    }
+
+    #[test]
+    fn answers_are_kept_briefly_and_never_past_the_tokens_expiry() {
+        let kept = Introspections::default();
+        let now = Utc::now().timestamp();
+        kept.keep([1; 32], Ok(vouched(Some(now + 3600))));
+        kept.keep([2; 32], Ok(vouched(Some(now))));
+        kept.keep([3; 32], Err("not active".into()));
+        assert!(kept.get(&[1; 32]).unwrap().is_ok());
+        assert!(kept.get(&[2; 32]).is_none(), "kept past its expiry");
+        assert_eq!(kept.get(&[3; 32]).unwrap().unwrap_err(), "not active");
+        assert!(kept.get(&[4; 32]).is_none());
+        let (_, until) = kept.answers.lock().unwrap()[&[1; 32]].clone();
+        assert!(until <= now + INTROSPECTION_KEPT + 1);
     }
 }
