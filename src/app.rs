@@ -1,20 +1,23 @@
 //! Pages and routes. Rendered on the server, hydrated in the browser; every page works before
 //! (and without) WASM: sign-in is a link, sign-out a plain form.
 
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes, A},
+    components::{Route, Router, Routes},
     hooks::use_query_map,
     path, SsrMode,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::{
     api_demo::provider_userinfo,
-    auth::current_visit,
-    failure::{not_found, outage, SignInFailure, SignOutFailure},
+    auth::{current_visit, your_sessions},
+    failure::{not_found, outage, SessionEnding, SignInFailure, SignOutFailure},
     links,
-    visitor::{Profile, ProviderChoice, Visit, Visitor},
+    visitor::{Profile, ProviderChoice, SessionSummary, Visit, Visitor},
 };
 
 /// The HTML document around the app.
@@ -38,24 +41,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// Who is looking (and the ways to sign in), loaded once per page and shared by its parts.
-type VisitResource = Resource<Visit>;
+#[derive(Clone, Copy)]
+struct VisitResource(Loading);
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Blocking: the server knows who is signed in before it sends the first byte, so a
-    // protected page can still answer with a redirect. A visit that cannot be learned (the
-    // server did not answer) is unknown, not signed out.
-    let visit: VisitResource = Resource::new_blocking(
-        || (),
-        |_| async {
-            current_visit().await.unwrap_or(Visit {
-                visitor: Visitor::Unknown,
-                choices: Vec::new(),
-            })
-        },
-    );
-    provide_context(visit);
+    provide_context(VisitResource(load(Load::Visit)));
 
     view! {
         <Stylesheet id="leptos" href="/pkg/leptos_oidc.css" />
@@ -71,6 +63,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
                     <Route path=path!("/logout") view=SignOut ssr=SsrMode::Async />
                     <Route path=path!("/api-demo") view=ApiDemo ssr=SsrMode::Async />
+                    <Route path=path!("/sessions") view=SessionsPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>
@@ -79,17 +72,13 @@ pub fn App() -> impl IntoView {
 
 /// Runs `page` with the visit once it is known.
 fn with_visit<V: IntoView + 'static>(
-    page: impl Fn(Visit) -> V + Send + Sync + Clone + 'static,
+    page: impl Fn(Visit) -> V + Send + Sync + 'static,
 ) -> impl IntoView {
-    let visit = expect_context::<VisitResource>();
-    view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || {
-                let page = page.clone();
-                Suspend::new(async move { page(visit.await) })
-            }}
-        </Suspense>
-    }
+    let VisitResource(visit) = expect_context();
+    when_loaded(visit, move |loaded| match loaded {
+        Loaded::Visit(visit) => page(visit).into_any(),
+        _ => ().into_any(),
+    })
 }
 
 /// Runs `page` with the visitor once they are known.
@@ -103,13 +92,13 @@ fn with_visitor<V: IntoView + 'static>(
 fn Header() -> impl IntoView {
     view! {
         <header class="site-header">
-            <A href="/" attr:class="brand">"Leptos OIDC"</A>
+            <a href="/" class="brand">"Leptos OIDC"</a>
             <nav>
                 {with_visitor(|visitor| match visitor {
                     Visitor::SignedIn(user) => {
                         let Profile { name, csrf_token, .. } = *user;
                         view! {
-                            <A href="/profile">{name}</A>
+                            <a href="/profile">{name}</a>
                             <SignOutForm csrf_token />
                         }
                             .into_any()
@@ -179,7 +168,7 @@ fn Home() -> impl IntoView {
                 Visitor::SignedIn(user) => {
                     view! {
                         <p class="welcome">"Welcome back, " {user.name.clone()} "."</p>
-                        <A href="/profile" attr:class="button">"View your profile"</A>
+                        <a href="/profile" class="button">"View your profile"</a>
                     }
                         .into_any()
                 }
@@ -238,7 +227,7 @@ fn SignIn() -> impl IntoView {
                     view! {
                         <p>
                             "You are signed in as " {user.name.clone()} ". "
-                            <A href="/profile">"Your profile"</A>
+                            <a href="/profile">"Your profile"</a>
                         </p>
                     }
                         .into_any()
@@ -265,7 +254,7 @@ fn SignIn() -> impl IntoView {
                         })}
                     {choices}
                     <p>
-                        <A href="/">"Back to the home page"</A>
+                        <a href="/">"Back to the home page"</a>
                     </p>
                 </section>
             }
@@ -383,9 +372,14 @@ fn ProfileCard(user: Profile) -> impl IntoView {
             </dl>
             <h2>"What your provider says about you"</h2>
             <ClaimsTable claims=user.claims.clone() />
-            <p>
-                <A href="/api-demo">"Ask your provider about you, with your access token"</A>
-            </p>
+            <ul class="links">
+                <li>
+                    <a href="/sessions">"Your sessions in every browser"</a>
+                </li>
+                <li>
+                    <a href="/api-demo">"Ask your provider about you, with your access token"</a>
+                </li>
+            </ul>
             <SignOutForm csrf_token=user.csrf_token.clone() everywhere=true />
         </section>
     }
@@ -395,18 +389,7 @@ fn ProfileCard(user: Profile) -> impl IntoView {
 /// token: how a server function calls an API on the user's behalf (`src/api_demo.rs`).
 #[component]
 fn ApiDemo() -> impl IntoView {
-    // Made here, once per visit of the page (the parts under RequireSignIn may render more than
-    // once), and asked only for a signed-in visitor: RequireSignIn answers anyone else.
-    let visit = expect_context::<VisitResource>();
-    let answer: Answer = Resource::new_blocking(
-        || (),
-        move |_| async move {
-            match visit.await.visitor {
-                Visitor::SignedIn(_) => provider_userinfo().await.map_err(|e| e.to_string()),
-                _ => Ok(Vec::new()),
-            }
-        },
-    );
+    let answer = load(Load::Userinfo);
     view! {
         <Title text="API demo" />
         <RequireSignIn let:user>
@@ -415,11 +398,88 @@ fn ApiDemo() -> impl IntoView {
     }
 }
 
-/// What the provider answered: its claims, or why there are none.
-type Answer = Resource<Result<Vec<(String, String)>, String>>;
+/// What a page loads from the server.
+#[derive(Clone, Copy)]
+enum Load {
+    /// Who is looking, and the ways to sign in: every page, once.
+    Visit,
+    /// The provider's userinfo, asked with the user's access token (`/api-demo`).
+    Userinfo,
+    /// The user's sessions (`/sessions`).
+    Sessions,
+}
 
+/// What was loaded (or why it could not be). One type for everything pages load, because each
+/// type a `Resource` holds, and each `Suspense` over it, costs the WASM kilobytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Loaded {
+    Visit(Visit),
+    Claims(Result<Vec<(String, String)>, String>),
+    Sessions(Result<Vec<SessionSummary>, String>),
+    /// Nothing asked: the visitor is not signed in (`RequireSignIn` answers them).
+    Nothing,
+}
+
+/// What a page is loading.
+type Loading = Resource<Loaded>;
+
+/// Starts loading `what`, once per visit of a page (a page's parts may render more than once).
+/// Blocking: the server knows it before it sends the first byte, so a protected page can still
+/// answer with a redirect.
+fn load(what: Load) -> Loading {
+    let visit = use_context::<VisitResource>();
+    Resource::new_blocking(
+        || (),
+        move |_| async move {
+            let signed_in = match visit {
+                Some(VisitResource(visit)) => {
+                    matches!(
+                        visit.await,
+                        Loaded::Visit(Visit {
+                            visitor: Visitor::SignedIn(_),
+                            ..
+                        })
+                    )
+                }
+                None => false,
+            };
+            let error = |e: ServerFnError| e.to_string();
+            match what {
+                // A visit that cannot be learned (the server did not answer) is unknown, not
+                // signed out.
+                Load::Visit => Loaded::Visit(current_visit().await.unwrap_or(Visit {
+                    visitor: Visitor::Unknown,
+                    choices: Vec::new(),
+                })),
+                _ if !signed_in => Loaded::Nothing,
+                Load::Userinfo => Loaded::Claims(provider_userinfo().await.map_err(error)),
+                Load::Sessions => Loaded::Sessions(your_sessions().await.map_err(error)),
+            }
+        },
+    )
+}
+
+/// Shows what `loading` brought, once it has come, with `shown`.
+fn when_loaded(
+    loading: Loading,
+    shown: impl Fn(Loaded) -> AnyView + Send + Sync + 'static,
+) -> AnyView {
+    // Behind one pointer, so that one Suspense serves every page.
+    let shown: Arc<dyn Fn(Loaded) -> AnyView + Send + Sync> = Arc::new(shown);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                let shown = shown.clone();
+                Suspend::new(async move { shown(loading.await) })
+            }}
+        </Suspense>
+    }
+    .into_any()
+}
+
+/// What the provider answered: its claims, or why there are none.
 #[component]
-fn ProviderAnswer(name: String, answer: Answer) -> impl IntoView {
+fn ProviderAnswer(name: String, answer: Loading) -> impl IntoView {
     view! {
         <section class="card">
             <h1>"What your provider says, asked just now"</h1>
@@ -427,21 +487,118 @@ fn ProviderAnswer(name: String, answer: Answer) -> impl IntoView {
                 "The server asked your provider's userinfo endpoint about " {name}
                 ", with your access token (renewed first when it is about to expire)."
             </p>
-            <Suspense fallback=|| view! { <p class="loading">"Asking…"</p> }>
-                {move || Suspend::new(async move {
-                    match answer.await {
-                        Ok(claims) => view! { <ClaimsTable claims /> }.into_any(),
-                        Err(e) => {
-                            view! { <p role="alert">"The provider did not answer: " {e}</p> }
-                                .into_any()
-                        }
+            {when_loaded(
+                answer,
+                |loaded| match loaded {
+                    Loaded::Claims(Ok(claims)) => view! { <ClaimsTable claims /> }.into_any(),
+                    Loaded::Claims(Err(e)) => {
+                        view! { <p role="alert">"The provider did not answer: " {e}</p> }.into_any()
                     }
-                })}
-            </Suspense>
+                    _ => ().into_any(),
+                },
+            )}
             <p>
-                <A href="/profile">"Back to your profile"</A>
+                <a href="/profile">"Back to your profile"</a>
             </p>
         </section>
+    }
+}
+
+/// `/sessions`: the user's sessions in every browser, each other one with a button that ends it
+/// (a plain form: `POST /sessions/end`, which comes back here saying what became of it).
+#[component]
+fn SessionsPage() -> impl IntoView {
+    let (ended, failure) = use_query_map().with_untracked(|q| {
+        (
+            q.get("ended")
+                .and_then(|code| SessionEnding::from_code(&code)),
+            q.get("error").map(|code| SignOutFailure::from_code(&code)),
+        )
+    });
+    if let Some(failure) = failure {
+        set_failure(failure.status(), failure.code());
+    }
+    let sessions = load(Load::Sessions);
+    view! {
+        <Title text="Your sessions" />
+        <RequireSignIn let:user>
+            <section class="card" class:error=failure.is_some()>
+                <h1>"Your sessions"</h1>
+                {failure.map(|f| view! { <p role="alert">{f.ending_message()}</p> })}
+                {ended.map(|e| view! { <p role="status">{e.message()}</p> })}
+                <p>
+                    "Where you are signed in to this app. End any session you do not recognise: that browser is signed out at once."
+                </p>
+                {
+                    let csrf_token = user.csrf_token.clone();
+                    when_loaded(
+                        sessions,
+                        move |loaded| match loaded {
+                            Loaded::Sessions(Ok(sessions)) => {
+                                let csrf_token = csrf_token.clone();
+                                view! { <SessionList sessions csrf_token /> }.into_any()
+                            }
+                            Loaded::Sessions(Err(e)) => {
+                                view! { <p role="alert">"Your sessions could not be listed: " {e}</p> }
+                                    .into_any()
+                            }
+                            _ => ().into_any(),
+                        },
+                    )
+                }
+                <p>
+                    <a href="/profile">"Back to your profile"</a>
+                </p>
+            </section>
+        </RequireSignIn>
+    }
+}
+/// One entry per session: its browser, provider and times; this browser's marked, every other
+/// one with a button that ends it.
+#[component]
+fn SessionList(sessions: Vec<SessionSummary>, csrf_token: String) -> impl IntoView {
+    view! {
+        <ul class="sessions">
+            {sessions
+                .into_iter()
+                .map(|s| {
+                    let heading = format!("session-{}", s.handle);
+                    let end = (!s.current)
+                        .then(|| {
+                            view! {
+                                <form method="post" action="/sessions/end">
+                                    <input type="hidden" name="csrf" value=csrf_token.clone() />
+                                    <input type="hidden" name="session" value=s.handle />
+                                    <button
+                                        type="submit"
+                                        class="secondary"
+                                        aria-describedby=heading.clone()
+                                    >
+                                        "End this session"
+                                    </button>
+                                </form>
+                            }
+                        });
+                    view! {
+                        <li>
+                            <h2 id=heading>
+                                {s.browser}
+                                {s.current.then(|| view! { <span class="badge">"This browser"</span> })}
+                            </h2>
+                            <dl class="session">
+                                <dt>"Signed in with"</dt>
+                                <dd>{s.provider}</dd>
+                                <dt>"Started"</dt>
+                                <dd>{s.started}</dd>
+                                <dt>"Last used"</dt>
+                                <dd>{s.last_used}</dd>
+                            </dl>
+                            {end}
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
     }
 }
 
@@ -545,7 +702,7 @@ fn SignOut() -> impl IntoView {
                 view! {
                     <section class="card">
                         <h1>"You are signed out"</h1>
-                        <A href="/">"Back to the home page"</A>
+                        <a href="/">"Back to the home page"</a>
                     </section>
                 }
                     .into_any()
@@ -562,7 +719,7 @@ fn NotFound() -> impl IntoView {
         <section class="card error">
             <h1>"Page not found"</h1>
             <p>{not_found::MESSAGE}</p>
-            <A href="/">"Back to the home page"</A>
+            <a href="/">"Back to the home page"</a>
         </section>
     }
 }

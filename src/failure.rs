@@ -188,6 +188,52 @@ impl SignOutFailure {
             Self::Malformed => "That was not a sign-out request this site makes, so nothing was done. Press Sign out to sign out.",
         }
     }
+
+    /// The same failure, when the request was to end another session (on `/sessions`).
+    pub fn ending_message(self) -> &'static str {
+        match self {
+            Self::Forged => {
+                "That request did not come from this site's page, so no session was ended."
+            }
+            Self::Failed => "Ending that session failed on our side. Please try again.",
+            Self::Malformed => "That was not a request this site makes, so no session was ended.",
+        }
+    }
+}
+
+/// What became of a request to end another of the user's sessions: the `ended` of
+/// `/sessions?ended=...` (its failures are a [`SignOutFailure`]'s `error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnding {
+    Ended,
+    /// It had ended already (signed out, expired), or was never this user's.
+    Gone,
+    /// It is the session of the browser asking: that one signs out instead.
+    Current,
+}
+
+impl SessionEnding {
+    const ALL: [Self; 3] = [Self::Ended, Self::Gone, Self::Current];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Ended => "1",
+            Self::Gone => "already",
+            Self::Current => "current",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.code() == code)
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Ended => "The session was ended: that browser is signed out.",
+            Self::Gone => "That session had ended already.",
+            Self::Current => "That is this browser's session: sign out to end it.",
+        }
+    }
 }
 
 /// The session store (or the database) did not answer: who is looking is unknown for now.

@@ -1,7 +1,7 @@
 //! The app's own addresses that carry a query: where a sign-in starts and where its failures,
 //! and a sign-out's, land. Built in one place, so the pages and the server agree on them.
 
-use crate::failure::{SignInFailure, SignOutFailure};
+use crate::failure::{SessionEnding, SignInFailure, SignOutFailure};
 
 /// `/login`, which starts a sign-in at `provider` (or offers the choice when there are several),
 /// and comes back to `return_to`.
@@ -68,6 +68,14 @@ pub fn sign_out_page(failure: SignOutFailure) -> String {
     with_query("/logout", &[("error", Some(failure.code()))])
 }
 
+/// `/sessions`, the user's sessions, telling what became of ending one, or why it failed.
+pub fn sessions_page(outcome: Result<SessionEnding, SignOutFailure>) -> String {
+    match outcome {
+        Ok(ending) => with_query("/sessions", &[("ended", Some(ending.code()))]),
+        Err(failure) => with_query("/sessions", &[("error", Some(failure.code()))]),
+    }
+}
+
 fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
     let mut url = path.to_owned();
     for (name, value) in params {
@@ -128,5 +136,13 @@ mod tests {
         );
         assert_eq!(sign_in_page(None, None, Some("/x")), "/signin?return_to=/x");
         assert_eq!(sign_out_page(SignOutFailure::Forged), "/logout?error=csrf");
+        assert_eq!(
+            sessions_page(Ok(SessionEnding::Gone)),
+            "/sessions?ended=already"
+        );
+        assert_eq!(
+            sessions_page(Err(SignOutFailure::Failed)),
+            "/sessions?error=failed"
+        );
     }
 }

@@ -71,6 +71,22 @@ pub struct Visit {
     pub choices: Vec<ProviderChoice>,
 }
 
+/// One of the signed-in user's sessions, as `/sessions` shows it. Named by a handle, never by
+/// its id: the id is what signs a browser in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// What ending it takes (`POST /sessions/end`): stands for the session, reveals nothing.
+    pub handle: String,
+    /// The browser and its system, from its User-Agent: "Firefox 132 on Linux".
+    pub browser: String,
+    /// The label of the provider that signed it in.
+    pub provider: String,
+    pub started: String,
+    pub last_used: String,
+    /// Whether it is the session of the browser looking.
+    pub current: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Sessions on real stores (SQLite, PostgreSQL, Redis): several instances sharing them,
 //! restarts, expiry, signing out everywhere, back-channel logout across instances, and tokens
-//! renewed before they expire.
+//! renewed before they expire; and "your sessions", which lists and ends them.
 //!
 //! Redis and PostgreSQL come from `scripts/test-servers.sh` (`scripts/test.sh` starts them).
 
@@ -18,7 +18,8 @@ use futures::future::join_all;
 use leptos_oidc::{db, session::Store};
 use serde_json::json;
 use support::{
-    logout_claims, run, sign_jwt, start_app_with, with_session, Behaviour, Signer, Stores, TestApp,
+    browser_named, csrf_token_in, logout_claims, run, sign_jwt, start_app_with,
+    start_app_with_providers, with_session, Behaviour, Identity, Signer, Stores, TestApp,
     TestProvider,
 };
 use tower_sessions::ExpiredDeletion;
@@ -452,4 +453,173 @@ fn a_refreshed_id_token_about_another_subject_ends_the_session() {
         refresh_id_token_claims: [("sub".to_owned(), json!("mallory"))].into_iter().collect(),
         ..Behaviour::short_tokens(4)
     }))
+}
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0";
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// The handles of the sessions a `/sessions` page lists, in its order (this browser's first).
+fn listed_handles(page: &str) -> Vec<String> {
+    page.match_indices("id=\"session-")
+        .map(|(at, found)| {
+            let start = at + found.len();
+            page[start..start + page[start..].find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+/// The button of `/sessions` pressed for the session `handle`, with the CSRF token `csrf`.
+async fn end_session(app: &TestApp, csrf: &str, handle: &str) -> Option<String> {
+    let form = [("csrf", csrf), ("session", handle)];
+    let page = app.post_form("/sessions/end", &form, Some(&app.url)).await;
+    assert_eq!(page.status, 302, "{}", page.body);
+    page.location
+}
+
+/// "Your sessions": a user signed in with two browsers, each on its own instance, sees both
+/// from either (browser, this one marked, no session ids on the page), and ends the other from
+/// there: it stops on its instance, its tokens are revoked, and forged or repeated requests end
+/// nothing.
+async fn your_sessions_are_listed_and_ended_across_instances(stores: Stores) {
+    let provider = provider(Behaviour {
+        refresh_tokens: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let a = start_app_with(&provider.issuer, &stores, &[]).await;
+    let b = a.another_instance().await;
+    let firefox = a.seen_by(browser_named(FIREFOX));
+    let chrome = b.seen_by(browser_named(CHROME));
+    let firefox_id = firefox.sign_in(&provider).await.session_id();
+    let chrome_id = chrome.sign_in(&provider).await.session_id();
+
+    let page = chrome.get("/sessions").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (chrome_at, firefox_at) = (
+        page.body
+            .find("Chrome 131 on Windows 10")
+            .expect("Chrome listed"),
+        page.body
+            .find("Firefox 132 on Linux")
+            .expect("Firefox listed"),
+    );
+    assert!(
+        chrome_at < firefox_at,
+        "this browser's session is not first"
+    );
+    assert_eq!(page.body.matches("This browser").count(), 1);
+    assert_eq!(page.body.matches("End this session").count(), 1);
+    for id in [&firefox_id, &chrome_id] {
+        assert!(
+            !page.body.contains(id.as_str()),
+            "a session id reached the page"
+        );
+    }
+    let handles = listed_handles(&page.body);
+    assert_eq!(handles.len(), 2, "{handles:?}");
+    let (own, other) = (&handles[0], &handles[1]);
+    let csrf = csrf_token_in(&page.body);
+
+    // A request that did not come from the page ends nothing, and says so.
+    let forged = end_session(&chrome, "forged", other).await;
+    assert_eq!(forged.as_deref(), Some("/sessions?error=csrf"));
+    let told = chrome.get("/sessions?error=csrf").await;
+    assert_eq!(told.status, 403);
+    assert!(told.body.contains("no session was ended"), "{}", told.body);
+    // This browser's own session is not ended from the list: that is signing out.
+    let own_ended = end_session(&chrome, &csrf, own).await;
+    assert_eq!(own_ended.as_deref(), Some("/sessions?ended=current"));
+    assert!(firefox.signed_in().await && chrome.signed_in().await);
+
+    // Firefox's session, ended from Chrome on instance B, stops on instance A.
+    let ended = end_session(&chrome, &csrf, other).await;
+    assert_eq!(ended.as_deref(), Some("/sessions?ended=1"));
+    firefox
+        .assert_ended("a session ended from another browser on instance B")
+        .await;
+    let page = chrome.get("/sessions?ended=1").await;
+    assert!(page.body.contains("The session was ended"), "{}", page.body);
+    assert_eq!(listed_handles(&page.body), vec![own.clone()]);
+    assert!(chrome.signed_in().await);
+    let revoked = provider.revoked_at_least(2).await;
+    assert_eq!(revoked.len(), 2, "{revoked:?}");
+    // Pressed again (a second tab): it had ended already.
+    let again = end_session(&chrome, &csrf, other).await;
+    assert_eq!(again.as_deref(), Some("/sessions?ended=already"));
+}
+
+#[test]
+fn your_sessions_on_sqlite_are_listed_and_ended_across_instances() {
+    run(your_sessions_are_listed_and_ended_across_instances(
+        Stores::sqlite(),
+    ))
+}
+
+#[test]
+fn your_sessions_in_redis_are_listed_and_ended_across_instances() {
+    run(async {
+        your_sessions_are_listed_and_ended_across_instances(Stores::postgres_and_redis().await)
+            .await
+    })
+}
+
+/// Programs get the list as JSON with a session, and a 401 without; a form without its fields
+/// is refused with the page that says so; a handle of another user's session ends nothing.
+#[test]
+fn your_sessions_refuse_what_is_not_the_users() {
+    run(async {
+        let (acme, globex) = (
+            TestProvider::start().await,
+            TestProvider::start_with(Identity::CAROL).await,
+        );
+        let app = start_app_with_providers(
+            &[("acme", &acme), ("globex", &globex)],
+            &Stores::sqlite(),
+            &[],
+        )
+        .await;
+        let alice = app.seen_by(browser_named(FIREFOX));
+        let carol = app.in_another_browser();
+        let alices_id = alice.sign_in_with("acme", &acme).await.session_id();
+        carol.sign_in_with("globex", &globex).await;
+
+        let url = format!("{}/api/your_sessions", app.url);
+        let anonymous = reqwest::Client::new().post(&url).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401);
+        let listed = with_session(&alices_id, "application/json")
+            .post(&url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), 200);
+        let listed: serde_json::Value =
+            serde_json::from_str(&listed.text().await.unwrap()).unwrap();
+        assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+        assert_eq!(listed[0]["browser"], "Firefox 132 on Linux");
+        assert_eq!(listed[0]["provider"], "Acme");
+        assert_eq!(listed[0]["current"], true);
+
+        // Carol cannot end Alice's session, though she has its handle.
+        let alices_handle = listed[0]["handle"].as_str().unwrap().to_owned();
+        let carols_page = carol.get("/sessions").await.body;
+        let csrf = csrf_token_in(&carols_page);
+        let refused = end_session(&carol, &csrf, &alices_handle).await;
+        assert_eq!(refused.as_deref(), Some("/sessions?ended=already"));
+        assert!(alice.signed_in().await, "another user's session was ended");
+
+        let malformed = carol
+            .post_form(
+                "/sessions/end",
+                &[("csrf", csrf.as_str())],
+                Some(&carol.url),
+            )
+            .await;
+        assert_eq!(
+            malformed.location.as_deref(),
+            Some("/sessions?error=malformed")
+        );
+        let told = carol.get("/sessions?error=malformed").await;
+        assert_eq!(told.status, 400);
+        assert!(told.body.contains("no session was ended"), "{}", told.body);
+    })
 }

@@ -986,18 +986,6 @@ fn a_provider_that_ignores_the_step_up_does_not_satisfy_it() {
     })
 }
 
-/// Waits (up to two seconds) until the provider has had `n` tokens revoked: revocation runs
-/// after the sign-out has answered.
-async fn revoked_at(provider: &TestProvider, n: usize) -> Vec<String> {
-    for _ in 0..40 {
-        if provider.revoked().len() >= n {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    provider.revoked()
-}
-
 /// Signing out revokes the session's tokens at the provider (RFC 7009): the refresh token,
 /// then the access token.
 #[test]
@@ -1011,7 +999,7 @@ fn sign_out_revokes_the_sessions_tokens_at_the_provider() {
         let app = start_app(&provider.issuer).await;
         app.sign_in(&provider).await;
         app.sign_out(false).await;
-        let revoked = revoked_at(&provider, 2).await;
+        let revoked = provider.revoked_at_least(2).await;
         assert_eq!(revoked.len(), 2, "{revoked:?}");
         assert!(
             revoked[0].starts_with("rt-") && revoked[1].starts_with("at-"),
@@ -1039,7 +1027,7 @@ fn sign_out_everywhere_revokes_the_tokens_of_every_session() {
             other.sign_in(&provider).await;
             let out = app.sign_out(true).await;
             assert!(out.location.unwrap().contains("/session/end?"));
-            let revoked = revoked_at(&provider, 4).await;
+            let revoked = provider.revoked_at_least(4).await;
             assert_eq!(revoked.len(), 4, "{revoked:?}");
             assert_eq!(revoked.iter().filter(|t| t.starts_with("rt-")).count(), 2);
         }

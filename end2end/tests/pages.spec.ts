@@ -10,8 +10,8 @@ import { choose, signInAt } from '../helpers';
 const ANONYMOUS = ['/', '/signin', '/signin?error=access_denied', '/signin?error=unknown_provider',
   '/signin?error=not_allowed&rule=groups%3Aadmins',
   '/signin?error=provider_unavailable&provider=globex', '/logout', '/logout?error=malformed', '/nowhere'];
-const SIGNED_IN = ['/', '/signin', '/profile', '/api-demo', '/logout', '/logout?error=csrf',
-  '/logout?confirm=everywhere'];
+const SIGNED_IN = ['/', '/signin', '/profile', '/api-demo', '/sessions', '/sessions?ended=1',
+  '/sessions?error=csrf', '/logout', '/logout?error=csrf', '/logout?confirm=everywhere'];
 
 async function signIn(page: Page) {
   await page.goto('/profile');

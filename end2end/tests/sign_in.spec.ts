@@ -148,6 +148,40 @@ test('sign out everywhere ends the session in another browser too', async ({ pag
   await other.close();
 });
 
+test('your sessions lists every browser, and ends another one', async ({ page, browser }) => {
+  // Another browser of Alice's, which the list names by its User-Agent.
+  const other = await browser.newContext({
+    userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0',
+  });
+  const otherPage = await other.newPage();
+  for (const p of [page, otherPage]) {
+    await p.goto(`${APP}/profile`);
+    await signInWithAcme(p);
+    await expect(p.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
+  }
+  await hydrated(page);
+  // From the profile, routed in the browser: the list comes from a server function.
+  await page.getByRole('link', { name: 'Your sessions in every browser' }).click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Your sessions');
+  const sessions = page.getByRole('main').getByRole('listitem');
+  await expect(sessions.first()).toContainText('This browser');
+  const firefox = sessions.filter({ hasText: 'Firefox 132 on Linux' });
+  await expect(firefox).toHaveCount(1);
+  await expect(firefox).toContainText('Acme Corp');
+  await expect(firefox.getByText('This browser')).toHaveCount(0);
+
+  await firefox.getByRole('button', { name: 'End this session' }).click();
+  await expect(page).toHaveURL(`${APP}/sessions?ended=1`);
+  await expect(page.getByRole('status')).toHaveText('The session was ended: that browser is signed out.');
+  await expect(sessions.filter({ hasText: 'Firefox 132 on Linux' })).toHaveCount(0);
+
+  await otherPage.goto(`${APP}/`);
+  await expect(otherPage.getByRole('banner').getByRole('link', { name: 'Sign in' })).toBeVisible();
+  await page.goto(`${APP}/profile`);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Alice Liddell');
+  await other.close();
+});
+
 test('the access token is renewed before it expires', async ({ page }) => {
   await page.goto('/profile');
   await signInWithAcme(page);

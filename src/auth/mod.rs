@@ -6,6 +6,8 @@
 //! - `GET /authorization-code/callback` is every provider's redirect back.
 //! - `POST /logout` (with the session's CSRF token) signs out, at the provider too; with
 //!   `everywhere` set, it ends every session of the user, in every browser.
+//! - `POST /sessions/end` (with the CSRF token and a session's handle from `/sessions`) ends
+//!   another of the user's sessions.
 //! - `POST /backchannel-logout` is where providers end sessions (Back-Channel Logout 1.0).
 //!
 //! A page asks [`current_visit`] who is looking (renewing their access token shortly before it
@@ -16,9 +18,9 @@
 
 use leptos::prelude::*;
 
-use crate::visitor::Visit;
 #[cfg(feature = "ssr")]
 use crate::visitor::Visitor;
+use crate::visitor::{SessionSummary, Visit};
 
 #[cfg(feature = "ssr")]
 pub mod ssr;
@@ -63,6 +65,21 @@ pub async fn callback(
 #[server(prefix = "", endpoint = "logout")]
 pub async fn logout(csrf: String, everywhere: Option<String>) -> Result<(), ServerFnError> {
     ssr::redirect(&ssr::sign_out::sign_out(csrf, everywhere.is_some()).await);
+    Ok(())
+}
+
+/// The signed-in user's sessions, in every browser and on every instance (`/sessions`): this
+/// browser's first, then the most recently used.
+#[server(endpoint = "your_sessions", output = crate::codec::Json)]
+pub async fn your_sessions() -> Result<Vec<SessionSummary>, ServerFnError> {
+    require_user().await?.sessions().await
+}
+
+/// Ends another session of the user's, named by its handle (`/sessions`' buttons), and comes
+/// back to `/sessions`, which says what became of it.
+#[server(prefix = "", endpoint = "sessions/end")]
+pub async fn end_session(csrf: String, session: String) -> Result<(), ServerFnError> {
+    ssr::redirect(&ssr::sign_out::end_other(&csrf, &session).await);
     Ok(())
 }
 

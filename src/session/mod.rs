@@ -20,7 +20,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tower_sessions::{
     cookie::{Cookie, SameSite},
-    session::{Error, Record},
+    session::{Error, Id, Record},
     Expiry, Session, SessionManagerLayer,
 };
 
@@ -29,7 +29,7 @@ use crate::{
     metrics::Metrics,
     oidc::{Refreshed, VerifiedUser},
     users::User,
-    visitor::Profile,
+    visitor::{Profile, SessionSummary},
 };
 
 pub const COOKIE_NAME: &str = "leptos_oidc_session";
@@ -88,6 +88,9 @@ pub struct SessionUser {
     pub auth_time: Option<i64>,
     #[serde(default)]
     pub acr: Option<String>,
+    /// The browser's User-Agent at sign-in (shortened): what "your sessions" names it by.
+    #[serde(default)]
+    pub user_agent: Option<String>,
 }
 
 impl SessionUser {
@@ -145,6 +148,52 @@ impl SessionUser {
             csrf_token: self.csrf_token.clone(),
         }
     }
+
+    /// What "your sessions" shows of this session (`id`); `current` when it is the browser's
+    /// looking, `provider` the label of the provider that signed it in.
+    pub fn summary(&self, id: &Id, current: bool, provider: &str) -> SessionSummary {
+        SessionSummary {
+            handle: handle(id),
+            browser: self
+                .user_agent
+                .as_deref()
+                .and_then(browser)
+                .unwrap_or_else(|| "Unknown browser".into()),
+            provider: provider.to_owned(),
+            started: format_time(self.signed_in_at),
+            last_used: format_time(self.last_seen),
+            current,
+        }
+    }
+}
+
+/// The longest User-Agent kept: enough for every browser's, not a place to store data.
+const MAX_USER_AGENT: usize = 256;
+
+/// "Firefox 132 on Linux", from a User-Agent; `None` when the parser finds no browser in it.
+fn browser(user_agent: &str) -> Option<String> {
+    let parsed = woothee::parser::Parser::new().parse(user_agent)?;
+    // Crawlers and HTTP libraries (`misc`) are not browsers a user would recognise.
+    let browsers = ["pc", "smartphone", "mobilephone", "appliance"];
+    if parsed.name == woothee::woothee::VALUE_UNKNOWN || !browsers.contains(&parsed.category) {
+        return None;
+    }
+    let major = parsed.version.split('.').next().unwrap_or_default();
+    let name = [parsed.name, major].join(" ");
+    Some(match parsed.os {
+        woothee::woothee::VALUE_UNKNOWN => name.trim().to_owned(),
+        os => format!("{} on {os}", name.trim()),
+    })
+}
+
+/// What stands for the session `id` where the id itself must not go (pages, forms): its
+/// SHA-256, shortened. The id is random: its hash reveals nothing of it, and cannot sign in.
+pub fn handle(id: &Id) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(id.to_string().as_bytes())[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 fn format_time(unix: i64) -> String {
@@ -154,8 +203,14 @@ fn format_time(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Signs the user in: a new session id (against session fixation), the user, a CSRF token.
-pub async fn sign_in(session: &Session, user: &User, verified: VerifiedUser) -> Result<(), Error> {
+/// Signs the user in: a new session id (against session fixation), the user, a CSRF token, and
+/// the browser's `user_agent`.
+pub async fn sign_in(
+    session: &Session,
+    user: &User,
+    verified: VerifiedUser,
+    user_agent: Option<&str>,
+) -> Result<(), Error> {
     // A session the browser brought gets a new id; a new one has none to replace (cycling it
     // would only delete a row that never was).
     if session.id().is_some() {
@@ -182,6 +237,7 @@ pub async fn sign_in(session: &Session, user: &User, verified: VerifiedUser) -> 
                 last_seen: now,
                 auth_time: verified.auth_time,
                 acr: verified.acr,
+                user_agent: user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
             },
         )
         .await
@@ -306,4 +362,37 @@ pub fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'stat
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| Cookie::parse(pair.trim().to_owned()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browsers_are_named_by_name_major_version_and_system() {
+        let named = |ua| browser(ua);
+        assert_eq!(
+            named("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15").as_deref(),
+            Some("Safari 17 on Mac OSX")
+        );
+        assert_eq!(
+            named("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1").as_deref(),
+            Some("Safari 17 on iPhone")
+        );
+        assert_eq!(
+            named("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0").as_deref(),
+            Some("Edge 131 on Windows 10")
+        );
+        assert_eq!(named("curl/8.5.0"), None);
+        assert_eq!(named(""), None);
+    }
+
+    #[test]
+    fn a_handle_stands_for_one_session_and_does_not_reveal_it() {
+        let (one, other) = (Id::default(), Id::default());
+        assert_eq!(handle(&one), handle(&one));
+        assert_ne!(handle(&one), handle(&other));
+        assert_eq!(handle(&one).len(), 32);
+        assert!(!handle(&one).contains(&one.to_string()));
+    }
 }

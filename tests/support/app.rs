@@ -142,11 +142,19 @@ async fn serve(stores: Stores, vars: Vars, addr: SocketAddr, client: reqwest::Cl
 /// A client that behaves as a browser for our purposes: keeps cookies, asks for HTML, and
 /// lets the test follow redirects itself.
 pub fn browser() -> reqwest::Client {
+    browser_named("")
+}
+
+/// A browser that names itself by `user_agent` (none when empty).
+pub fn browser_named(user_agent: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::ACCEPT,
         "text/html,application/xhtml+xml".parse().unwrap(),
     );
+    if !user_agent.is_empty() {
+        headers.insert(reqwest::header::USER_AGENT, user_agent.parse().unwrap());
+    }
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

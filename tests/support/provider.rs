@@ -241,6 +241,18 @@ impl TestProvider {
         self.state.lock().unwrap().revoked.clone()
     }
 
+    /// The tokens revoked at this provider once there are `n` (revocation runs in the
+    /// background), or after two seconds, however many there are then.
+    pub async fn revoked_at_least(&self, n: usize) -> Vec<String> {
+        for _ in 0..40 {
+            if self.revoked().len() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.revoked()
+    }
+
     pub fn introspection_requests(&self) -> usize {
         self.state.lock().unwrap().introspection_requests
     }

@@ -1,7 +1,7 @@
-//! Refuses malformed requests to the sign-in endpoints before they reach the server functions,
-//! whose argument errors would otherwise end on an unexplained redirect: a parameter given
-//! twice, a nested one (`a[b]=`), or a missing CSRF token. Browsers go to the page that says so
-//! (a 400); other callers get a JSON 400.
+//! Refuses malformed requests to the sign-in endpoints and forms before they reach the server
+//! functions, whose argument errors would otherwise end on an unexplained redirect: a parameter
+//! given twice, a nested one (`a[b]=`), or a form's missing field. Browsers go to the page that
+//! says so (a 400); other callers get a JSON 400.
 
 use axum::{
     body::{to_bytes, Body},
@@ -18,15 +18,13 @@ use crate::{
     json_errors, links,
 };
 
-/// A sign-out form is a token and a button: anything much larger is not one.
+/// A sign-out form is a token and a button or two: anything much larger is not one.
 const MAX_FORM: usize = 16 * 1024;
 
 /// Middleware: lets well-formed requests through, and answers the rest.
 pub async fn refuse_malformed(request: Request, next: Next) -> Response {
     let (path, method) = (request.uri().path(), request.method());
-    let sign_in = (path == "/login" || path == CALLBACK_PATH) && method == Method::GET;
-    let sign_out = path == "/logout" && method == Method::POST;
-    if sign_in {
+    if (path == "/login" || path == CALLBACK_PATH) && method == Method::GET {
         return match problem(request.uri().query().unwrap_or_default().as_bytes(), &[]) {
             None => next.run(request).await,
             Some(why) => refuse(
@@ -36,19 +34,25 @@ pub async fn refuse_malformed(request: Request, next: Next) -> Response {
             ),
         };
     }
-    if !sign_out {
-        return next.run(request).await;
-    }
+    // The forms: their required fields, and the page that says a form was malformed.
+    let (required, page): (&[&str], fn() -> String) = match (path, method) {
+        ("/logout", &Method::POST) => (&["csrf"], || {
+            links::sign_out_page(SignOutFailure::Malformed)
+        }),
+        ("/sessions/end", &Method::POST) => (&["csrf", "session"], || {
+            links::sessions_page(Err(SignOutFailure::Malformed))
+        }),
+        _ => return next.run(request).await,
+    };
     let (parts, body) = request.into_parts();
-    let sign_out_page = links::sign_out_page(SignOutFailure::Malformed);
     let Ok(body) = to_bytes(body, MAX_FORM).await else {
         let request = Request::from_parts(parts, Body::empty());
-        return refuse(&request, "the form is too large", sign_out_page);
+        return refuse(&request, "the form is too large", page());
     };
     let request = Request::from_parts(parts, Body::from(body.clone()));
-    match problem(&body, &["csrf"]) {
+    match problem(&body, required) {
         None => next.run(request).await,
-        Some(why) => refuse(&request, &why, sign_out_page),
+        Some(why) => refuse(&request, &why, page()),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
     json_errors, links,
     session::SessionUser,
     state::AppState,
-    visitor::Visitor,
+    visitor::{SessionSummary, Visitor},
 };
 
 /// The signed-in user of this request, with fresh tokens.
@@ -178,6 +178,40 @@ impl SignedIn {
             .bearer_auth(&self.user.access_token)
             .send()
             .await
+    }
+
+    /// The user's sessions, in every browser and on every instance: this browser's first, then
+    /// the most recently used. A 503 while the session store does not answer.
+    pub async fn sessions(&self) -> Result<Vec<SessionSummary>, ServerFnError> {
+        let user = &self.user;
+        let records = match self
+            .app
+            .sessions
+            .sessions_of(&user.issuer, &user.subject)
+            .await
+        {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!(error = %e, "the session store did not list the sessions");
+                return Err(fail(StatusCode::SERVICE_UNAVAILABLE, outage::CODE));
+            }
+        };
+        let current = self.session.id();
+        let mut sessions: Vec<(i64, SessionSummary)> = records
+            .iter()
+            .filter_map(|record| {
+                let owner = crate::session::user_of(record)?;
+                let provider = self
+                    .app
+                    .providers
+                    .of_session(&owner.provider, &owner.issuer)
+                    .map_or(owner.issuer.as_str(), |p| p.label());
+                let summary = owner.summary(&record.id, Some(record.id) == current, provider);
+                Some((owner.last_seen, summary))
+            })
+            .collect();
+        sessions.sort_by_key(|(last_seen, s)| (!s.current, std::cmp::Reverse(*last_seen)));
+        Ok(sessions.into_iter().map(|(_, summary)| summary).collect())
     }
 
     /// The provider that signed this session in.

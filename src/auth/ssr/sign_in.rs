@@ -133,7 +133,11 @@ async fn finish_sign_in(
         return Err(AuthError::NotAllowed(rule.to_string()));
     }
     let user = app.users.upsert(&verified).await?;
-    sessions::sign_in(&session, &user, verified).await?;
+    let headers = request_headers().await;
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|ua| ua.to_str().ok());
+    sessions::sign_in(&session, &user, verified, user_agent).await?;
     set_cookies([last_provider_cookie(
         provider.id(),
         app.config.session.secure,

@@ -1,10 +1,15 @@
 //! Signing out: here, at the provider that signed this session in, and with `everywhere`, in
-//! every browser of the user.
+//! every browser of the user; or one other browser of the user's, from `/sessions`.
 
 use std::sync::Arc;
 
 use super::{app_state, request_headers, same_origin, session, AuthError};
-use crate::{failure::SignOutFailure, links, oidc::Provider, session as sessions};
+use crate::{
+    failure::{SessionEnding, SignOutFailure},
+    links,
+    oidc::Provider,
+    session as sessions,
+};
 
 /// Why a sign-out was refused or failed, inside the server.
 enum SignOutError {
@@ -101,6 +106,56 @@ async fn sign_out_here(csrf: &str, everywhere: bool) -> Result<String, SignOutEr
     tracing::info!(user_id = user.user_id, "signed out");
     revoke_tokens(&app, signed_out);
     Ok(sign_out_at(provider, &user.id_token).await)
+}
+
+/// `POST /sessions/end`: ends the session of the user's that `handle` names (another browser of
+/// theirs), and says on `/sessions` what became of it.
+pub async fn end_other(csrf: &str, handle: &str) -> String {
+    match end_other_session(csrf, handle).await {
+        Ok(ending) => links::sessions_page(Ok(ending)),
+        Err(SignOutError::Forged { user_id }) => {
+            tracing::warn!(user_id, "ending a session refused: CSRF check failed");
+            links::sessions_page(Err(SignOutFailure::Forged))
+        }
+        Err(SignOutError::Failed(e)) => {
+            e.log("ending a session failed");
+            links::sessions_page(Err(SignOutFailure::Failed))
+        }
+    }
+}
+
+async fn end_other_session(csrf: &str, handle: &str) -> Result<SessionEnding, SignOutError> {
+    use tower_sessions::SessionStore;
+    let app = app_state()?;
+    let session = session().await?;
+    let Some(user) = sessions::current_user(&session, &app.config.session, &app.metrics).await?
+    else {
+        // Signed out meanwhile: `/sessions` sends them to sign in.
+        return Ok(SessionEnding::Gone);
+    };
+    if !same_origin(&request_headers().await, app.config.public_origin.as_str())
+        || !sessions::csrf_matches(&user, csrf)
+    {
+        return Err(SignOutError::Forged {
+            user_id: user.user_id,
+        });
+    }
+    // Looked for among this user's own sessions: a handle of anyone else's finds nothing.
+    let records = app
+        .sessions
+        .sessions_of(&user.issuer, &user.subject)
+        .await?;
+    let Some(record) = records.iter().find(|r| sessions::handle(&r.id) == handle) else {
+        return Ok(SessionEnding::Gone);
+    };
+    if Some(record.id) == session.id() {
+        return Ok(SessionEnding::Current);
+    }
+    app.sessions.delete(&record.id).await?;
+    app.metrics.sessions_ended("sessions_page", 1);
+    tracing::info!(user_id = user.user_id, "another session of the user ended");
+    revoke_tokens(&app, sessions::user_of(record).into_iter().collect());
+    Ok(SessionEnding::Ended)
 }
 
 /// Where to send the browser: to sign out at `provider` too, when it has an end-session
