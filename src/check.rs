@@ -56,6 +56,20 @@ pub async fn run() -> bool {
         }
     }
 
+    match &config.session_keys {
+        Some(keys) => report.line(
+            true,
+            format!("SESSION_KEYS: {} key(s); tokens in sessions are sealed with the first", keys.len()),
+        ),
+        None => report.line(
+            true,
+            format!(
+                "SESSION_KEYS: not set; tokens in sessions are sealed with the development key in {} (made at the first start). In production set SESSION_KEYS, the same on every instance",
+                config.data_dir.join("session.key").display()
+            ),
+        ),
+    }
+
     let providers = Providers::new(&config, &Default::default());
     for provider in providers.iter() {
         let variable = provider.variable("ISSUER");

@@ -180,7 +180,7 @@ impl Default for Metrics {
         let sessions_ended = counter(
             &mut registry,
             "sessions_ended",
-            "Sessions ended, by kind (sign_out, everywhere, sessions_page, backchannel, expiry, renewal_refused)",
+            "Sessions ended, by kind (sign_out, everywhere, sessions_page, backchannel, expiry, renewal_refused, key_gone)",
         );
         let store_errors = counter(
             &mut registry,

@@ -116,11 +116,16 @@ pub async fn run() -> Result<(), ConfigError> {
 pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppState, ConfigError> {
     let metrics = Arc::new(Metrics::default());
     let db = db::open(&config.database_url).await?;
+    let keys = match &config.session_keys {
+        Some(keys) => keys.clone(),
+        None => vec![session::development_key(&config.data_dir)?],
+    };
     let sessions = match &config.redis_url {
         Some(url) => session::Store::in_redis(url, config.store_timeout).await?,
         None => session::Store::in_database(db.clone()).with_timeout(config.store_timeout),
     }
-    .with_metrics(metrics.clone());
+    .with_metrics(metrics.clone())
+    .with_keys(Arc::new(session::SealingKeys::new(&keys)));
     sessions.listen_for_changes();
     // Expired sessions are deleted, not kept forever.
     tokio::spawn(

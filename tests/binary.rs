@@ -301,10 +301,16 @@ fn check_says_ok_for_each_item_of_a_good_configuration() {
         ])
         .await;
         assert!(ok, "{lines:#?}");
-        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert_eq!(lines.len(), 4, "{lines:#?}");
         assert!(lines.iter().all(|l| l.starts_with("ok ")), "{lines:#?}");
         assert!(
-            lines[2].contains(&format!(
+            lines[2].contains(
+                "SESSION_KEYS: not set; tokens in sessions are sealed with the development key in"
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[3].contains(&format!(
                 "OIDC_ISSUER: {} answers discovery and publishes 1 signing key(s)",
                 provider.issuer
             )),

@@ -623,3 +623,131 @@ fn your_sessions_refuse_what_is_not_the_users() {
         assert!(told.body.contains("no session was ended"), "{}", told.body);
     })
 }
+
+/// Everything the store holds of sessions and renewals, raw, as text (Redis records are
+/// MessagePack: their strings are read as they are).
+async fn raw_store(stores: &Stores) -> String {
+    use tower_sessions_redis_store::fred::{
+        prelude::{Builder, ClientLike, Config as RedisConfig, KeysInterface},
+        types::{ClusterHash, CustomCommand},
+    };
+    let Some(url) = &stores.redis_url else {
+        let database = db::open(&stores.database_url).await.unwrap();
+        let sessions = "SELECT data FROM sessions";
+        let refreshes = "SELECT COALESCE(result, '') FROM token_refreshes";
+        let rows: Vec<String> = match &database {
+            db::Db::Sqlite(pool) => [
+                sqlx::query_scalar(sessions).fetch_all(pool).await.unwrap(),
+                sqlx::query_scalar(refreshes).fetch_all(pool).await.unwrap(),
+            ]
+            .concat(),
+            db::Db::Postgres(pool) => [
+                sqlx::query_scalar(sessions).fetch_all(pool).await.unwrap(),
+                sqlx::query_scalar(refreshes).fetch_all(pool).await.unwrap(),
+            ]
+            .concat(),
+        };
+        return rows.join("\n");
+    };
+    let redis = Builder::from_config(RedisConfig::from_url(url).unwrap())
+        .build()
+        .unwrap();
+    redis.init().await.unwrap();
+    let keys: Vec<String> = redis
+        .custom(
+            CustomCommand::new("KEYS", ClusterHash::FirstKey, false),
+            vec!["*"],
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    for key in keys {
+        let kind: String = redis
+            .custom(
+                CustomCommand::new("TYPE", ClusterHash::FirstKey, false),
+                vec![key.as_str()],
+            )
+            .await
+            .unwrap();
+        if kind == "string" {
+            let value: Vec<u8> = redis.get(&key).await.unwrap();
+            raw.extend(value);
+            raw.push(b'\n');
+        }
+    }
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// After a sign-in and a renewal, the store holds the session's tokens (and the renewal's)
+/// sealed only: a copy of it gives nobody a token.
+async fn tokens_are_sealed_in_the_store(stores: Stores) {
+    use tower_sessions::SessionStore;
+    let provider = provider(Behaviour::short_tokens(4)).await;
+    let app = start_app_with(&provider.issuer, &stores, &[]).await;
+    let id = app.sign_in(&provider).await.session_id();
+    tokio::time::sleep(UNTIL_DUE).await;
+    assert!(app.signed_in().await);
+    assert_eq!(provider.refresh_requests(), 1, "no renewal");
+    let record = app.sessions.load(&id.parse().unwrap()).await.unwrap();
+    let user = leptos_oidc::session::user_of(&record.expect("the session")).unwrap();
+    let raw = raw_store(&stores).await;
+    assert!(raw.contains("sealed1."), "nothing sealed in: {raw}");
+    let refresh_token = user.refresh_token.as_deref().unwrap();
+    for token in [&user.id_token, &user.access_token, refresh_token] {
+        assert!(
+            !raw.contains(token),
+            "a token is in the store in clear: {token}"
+        );
+    }
+}
+
+#[test]
+fn tokens_are_sealed_in_sqlite() {
+    run(tokens_are_sealed_in_the_store(Stores::sqlite()))
+}
+
+#[test]
+fn tokens_are_sealed_in_postgres() {
+    run(async { tokens_are_sealed_in_the_store(Stores::postgres().await).await })
+}
+
+#[test]
+fn tokens_are_sealed_in_redis() {
+    run(tokens_are_sealed_in_the_store(Stores::sqlite_and_redis()))
+}
+
+/// `SESSION_KEYS` rotates without signing anyone out: a new key first, the old one after, and
+/// sessions sealed with the old one go on; once the old key is dropped they end cleanly (the
+/// sign-in page, not an error), and a new sign-in works. Without `SESSION_KEYS`, the development
+/// key is kept across restarts in `DATA_DIR`.
+#[test]
+fn session_keys_rotate_and_a_session_whose_key_is_gone_ends_cleanly() {
+    run(async {
+        const OLD: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        const NEW: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=";
+        for stores in [Stores::sqlite(), Stores::sqlite_and_redis()] {
+            let provider = provider(Behaviour::default()).await;
+            let app = start_app_with(&provider.issuer, &stores, &[]).await;
+            app.sign_in(&provider).await;
+            let app = app.restart().await;
+            assert!(app.signed_in().await, "the development key was not kept");
+            assert!(app.data_dir().join("session.key").exists());
+
+            let app = app.restart_with(&[("SESSION_KEYS", OLD)]).await;
+            assert!(!app.signed_in().await, "opened without its key");
+            app.sign_in(&provider).await;
+            let app = app
+                .restart_with(&[("SESSION_KEYS", &format!("{NEW},{OLD}"))])
+                .await;
+            assert!(app.signed_in().await, "a rotation signed the user out");
+            let app = app.restart_with(&[("SESSION_KEYS", NEW)]).await;
+            let page = app.get("/profile").await;
+            assert_eq!(page.status, 302, "{}", page.body);
+            assert!(page.location.unwrap().starts_with("/login"));
+            let home = app.get("/").await;
+            assert_eq!(home.status, 200);
+            app.sign_in(&provider).await;
+            assert!(app.signed_in().await);
+        }
+    })
+}

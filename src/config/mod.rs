@@ -3,7 +3,12 @@
 //!
 //! A bad or missing value stops the start with one line that names it.
 
-use std::{env, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    env,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use leptos::config::{get_config_from_str, LeptosOptions};
 use openidconnect::RedirectUrl;
@@ -61,6 +66,29 @@ pub struct Config {
     /// out everywhere; `SignedIn::require_recent_sign_in` with it): `STEP_UP_MAX_AGE_SECONDS`,
     /// default 300. Older, and the provider is asked to confirm them again.
     pub step_up_max_age: Duration,
+    /// The keys that seal the tokens in session records (`SESSION_KEYS`): the first seals, all
+    /// open. Without them, a development key kept in `data_dir`.
+    pub session_keys: Option<Vec<SessionKey>>,
+    /// Where the app keeps files it makes (the development session key): `DATA_DIR`, else the
+    /// SQLite database's directory, else `data`.
+    pub data_dir: PathBuf,
+}
+
+/// A key of `SESSION_KEYS`: 32 bytes, for AES-256-GCM.
+pub type SessionKey = [u8; 32];
+
+/// A key as `SESSION_KEYS` writes it: base64 (standard or URL-safe, padded or not) of 32
+/// bytes, as `openssl rand -base64 32` prints one.
+pub fn parse_session_key(text: &str) -> Option<SessionKey> {
+    use base64::{
+        engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD},
+        Engine,
+    };
+    let text = text.trim();
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .and_then(|bytes| SessionKey::try_from(bytes.as_slice()).ok())
 }
 
 /// What the server does on SIGTERM (or Ctrl-C): `/readyz` answers 503 at once; new connections
@@ -163,9 +191,40 @@ impl Config {
             })?),
         };
 
+        let session_keys = match var("SESSION_KEYS") {
+            None => None,
+            Some(keys) => Some(
+                keys.split(',')
+                    .enumerate()
+                    .map(|(n, key)| {
+                        parse_session_key(key).ok_or_else(|| {
+                            ConfigError::new(
+                                "SESSION_KEYS",
+                                format!(
+                                    "key {} is not 32 bytes in base64 (make one with `openssl rand -base64 32`)",
+                                    n + 1
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let data_dir = match var("DATA_DIR") {
+            Some(dir) => PathBuf::from(dir.trim()),
+            None => database_url
+                .strip_prefix("sqlite:")
+                .map(|path| path.trim_start_matches("//"))
+                .and_then(|path| Path::new(path.split('?').next().unwrap_or(path)).parent())
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("data"), Path::to_path_buf),
+        };
+
         Ok(Self {
             providers,
             metrics_addr,
+            session_keys,
+            data_dir,
             database_url,
             redis_url,
             store_timeout,
@@ -252,6 +311,11 @@ mod tests {
             ("STORE_TIMEOUT_MS", "0"),
             ("STORE_TIMEOUT_MS", "1s"),
             ("METRICS_ADDR", "localhost"),
+            ("SESSION_KEYS", "c2hvcnQ="),
+            (
+                "SESSION_KEYS",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=,not a key",
+            ),
         ] {
             let mut vars = vec![(name, value)];
             if name == "OIDC_ISSUER" {
@@ -262,6 +326,39 @@ mod tests {
             let named = if value == "redis" { "REDIS_URL" } else { name };
             assert!(err.starts_with(&format!("{named}:")), "{err}");
         }
+    }
+
+    #[test]
+    fn session_keys_are_read_in_order_and_files_kept_beside_the_database() {
+        let (one, two) = (
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU",
+        );
+        let c = config(&[("SESSION_KEYS", &format!("{one}, {two}"))]).unwrap();
+        let keys = c.session_keys.unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(&keys[0], b"0123456789abcdef0123456789abcdef");
+        assert_eq!(&keys[1], b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345");
+        assert!(config(&[]).unwrap().session_keys.is_none());
+        for (database_url, dir) in [
+            (None, "data"),
+            (Some("sqlite:/var/lib/app/app.db"), "/var/lib/app"),
+            (Some("sqlite://db/app.db?mode=rwc"), "db"),
+            (Some("sqlite::memory:"), "data"),
+            (Some("postgres://db/app"), "data"),
+        ] {
+            let vars: Vec<_> = database_url
+                .map(|url| ("DATABASE_URL", url))
+                .into_iter()
+                .collect();
+            assert_eq!(
+                config(&vars).unwrap().data_dir,
+                PathBuf::from(dir),
+                "{database_url:?}"
+            );
+        }
+        let c = config(&[("DATA_DIR", "/srv/app")]).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/app"));
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Sessions: the cookie, and the signed-in user with their tokens and their idle and absolute
-//! lifetimes. Where sessions are kept, and how they are ended from anywhere: [`store`]. The
-//! sign-ins waiting for the provider's answer live in the browser: [`pending`].
+//! lifetimes. Where sessions are kept, and how they are ended from anywhere: [`store`], their
+//! tokens sealed on the way: [`sealing`]. The sign-ins waiting for the provider's answer live in
+//! the browser: [`pending`].
 
 mod cache;
 mod changes;
 mod pending;
+mod sealing;
 mod store;
 pub use cache::{Cache, Page};
 pub use pending::{PendingSignIns, MAX_PENDING, PENDING_TTL_SECONDS};
+pub use sealing::{development_key, SealingKeys};
 pub use store::Store;
 
 use std::collections::BTreeMap;

@@ -28,7 +28,7 @@ use tower_sessions_redis_store::{
 };
 use tracing::Instrument;
 
-use super::{cache::Cache, changes};
+use super::{cache::Cache, changes, sealing::SealingKeys};
 use crate::{
     config::ConfigError,
     db::{self, on_db, Db},
@@ -45,6 +45,8 @@ pub struct Store {
     timeout: Duration,
     /// Where failed calls are counted.
     metrics: Arc<Metrics>,
+    /// What the tokens in records are sealed with.
+    keys: Arc<SealingKeys>,
 }
 
 #[derive(Clone, Debug)]
@@ -73,7 +75,20 @@ impl Store {
             cache: Arc::default(),
             timeout: db::DEFAULT_TIMEOUT,
             metrics: Arc::default(),
+            keys: Arc::new(SealingKeys::ephemeral()),
         }
+    }
+
+    /// The tokens in records are sealed with `keys` (until then, with a key of this value's
+    /// own, which no other instance has).
+    pub fn with_keys(self, keys: Arc<SealingKeys>) -> Self {
+        Self { keys, ..self }
+    }
+
+    /// A record as the store kept it, its tokens opened; `None` when they cannot be (their key
+    /// is no longer configured).
+    fn opened(&self, record: Record) -> Option<Record> {
+        self.keys.open_record(record).ok()
     }
 
     /// Each call fails after `timeout` without an answer.
@@ -211,11 +226,13 @@ impl Store {
                         .fetch_all(pool)
                         .await
                         .map_err(backend))?;
-                    rows.iter()
+                    let records: Vec<Record> = rows
+                        .iter()
                         .filter_map(|(id, data, expires_at)| {
                             Some(decode(Id::from_str(id).ok()?, data, *expires_at))
                         })
-                        .collect()
+                        .collect::<session_store::Result<_>>()?;
+                    Ok(records.into_iter().filter_map(|r| self.opened(r)).collect())
                 }
                 Backend::Redis(records, pool, _) => {
                     let members: Vec<String> = pool
@@ -224,7 +241,8 @@ impl Store {
                         .map_err(backend)?;
                     let mut live = Vec::new();
                     for id in members.iter().filter_map(|id| Id::from_str(id).ok()) {
-                        live.extend(records.load(&id).await?);
+                        let record = records.load(&id).await?;
+                        live.extend(record.and_then(|r| self.opened(r)));
                     }
                     Ok(live)
                 }
@@ -359,8 +377,10 @@ impl Store {
         .await
     }
 
-    /// Publishes the result of a claimed refresh to the requests waiting for it.
+    /// Publishes the result of a claimed refresh to the requests waiting for it (sealed: it
+    /// holds the new tokens).
     pub async fn finish_refresh(&self, key: &str, result: &str) -> session_store::Result<()> {
+        let result = &self.keys.seal(result, REFRESH_RESULT);
         self.bounded(async {
             match &self.backend {
                 Backend::Database(db) => on_db!(db, pool => sqlx::query(
@@ -386,12 +406,13 @@ impl Store {
         .await
     }
 
-    /// The result of the refresh claimed as `key`, once it has one.
+    /// The result of the refresh claimed as `key`, once it has one (and it opens).
     pub async fn refresh_result(&self, key: &str) -> session_store::Result<Option<String>> {
-        self.bounded(async {
-            match &self.backend {
-                Backend::Database(db) => {
-                    on_db!(db, pool => sqlx::query_scalar::<_, Option<String>>(
+        let sealed = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Database(db) => {
+                        on_db!(db, pool => sqlx::query_scalar::<_, Option<String>>(
                     "SELECT result FROM token_refreshes WHERE token_hash = $1 AND expires_at >= $2")
                     .bind(key)
                     .bind(Utc::now().timestamp())
@@ -399,15 +420,16 @@ impl Store {
                     .await
                     .map(Option::flatten)
                     .map_err(backend))
+                    }
+                    Backend::Redis(_, pool, _) => pool
+                        .get::<Option<String>, _>(refresh_key(key))
+                        .await
+                        .map(|r| r.filter(|r| !r.is_empty()))
+                        .map_err(backend),
                 }
-                Backend::Redis(_, pool, _) => pool
-                    .get::<Option<String>, _>(refresh_key(key))
-                    .await
-                    .map(|r| r.filter(|r| !r.is_empty()))
-                    .map_err(backend),
-            }
-        })
-        .await
+            })
+            .await?;
+        Ok(sealed.and_then(|sealed| self.keys.open(&sealed, REFRESH_RESULT).ok()))
     }
 
     /// In Redis, notes whose the session is (sets by subject and by `sid`), until it expires.
@@ -523,6 +545,9 @@ fn sid_key(issuer: &str, sid: &str) -> String {
     format!("{PREFIX}:sid:{issuer}\n{sid}")
 }
 
+/// What a sealed refresh result is, for its sealing.
+const REFRESH_RESULT: &str = "refresh_result";
+
 fn refresh_key(key: &str) -> String {
     format!("{PREFIX}:refresh:{key}")
 }
@@ -530,27 +555,32 @@ fn refresh_key(key: &str) -> String {
 #[async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        self.bounded(async {
-            match &self.backend {
-                Backend::Database(db) => loop {
-                    let insert =
-                        "INSERT INTO sessions (id, data, expires_at, issuer, subject, provider_sid)
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
-                    if write_row(db, insert, record).await? == 1 {
-                        return Ok(());
+        let mut sealed = self.keys.seal_record(record);
+        let created = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Database(db) => loop {
+                        let insert =
+                            "INSERT INTO sessions (id, data, expires_at, issuer, subject, provider_sid)
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
+                        if write_row(db, insert, &sealed).await? == 1 {
+                            return Ok(());
+                        }
+                        sealed.id = Id::default(); // taken (vanishingly rare): another
+                    },
+                    Backend::Redis(records, pool, _) => {
+                        records.create(&mut sealed).await?;
+                        Self::index(pool, &sealed).await
                     }
-                    record.id = Id::default(); // taken (vanishingly rare): another
-                },
-                Backend::Redis(records, pool, _) => {
-                    records.create(record).await?;
-                    Self::index(pool, record).await
                 }
-            }
-        })
-        .await
+            })
+            .await;
+        record.id = sealed.id;
+        created
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let sealed = &self.keys.seal_record(record);
         self.bounded(async {
             match &self.backend {
                 // An UPDATE: a session deleted meanwhile is not written back.
@@ -558,13 +588,13 @@ impl SessionStore for Store {
                 Backend::Database(db) => {
                     let update = "UPDATE sessions SET data = $2, expires_at = $3, issuer = $4,
                          subject = $5, provider_sid = $6 WHERE id = $1";
-                    let written = write_row(db, update, record).await;
+                    let written = write_row(db, update, sealed).await;
                     self.cache.forget(&[record.id]);
                     written.map(|_| ())
                 }
                 // The Redis store overwrites existing keys only, and fails (it cannot read Redis's
                 // nil as "not written") when the key is gone: the session was ended meanwhile.
-                Backend::Redis(records, pool, _) => match records.save(record).await {
+                Backend::Redis(records, pool, _) => match records.save(sealed).await {
                     Err(e) if records.load(&record.id).await?.is_none() => {
                         tracing::debug!(error = %e, "session ended while in use; not saved");
                         self.cache.forget(&[record.id]);
@@ -622,23 +652,39 @@ impl SessionStore for Store {
 impl Store {
     /// A session record as the store has it.
     async fn read(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        self.bounded(async {
-            match &self.backend {
-                Backend::Database(db) => {
-                    let row: Option<(String, i64)> = on_db!(db, pool => sqlx::query_as(
+        let record = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Database(db) => {
+                        let row: Option<(String, i64)> = on_db!(db, pool => sqlx::query_as(
                         "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
                         .bind(id.to_string())
                         .bind(Utc::now().timestamp())
                         .fetch_optional(pool)
                         .await
                         .map_err(backend))?;
-                    row.map(|(data, expires_at)| decode(*id, &data, expires_at))
-                        .transpose()
+                        row.map(|(data, expires_at)| decode(*id, &data, expires_at))
+                            .transpose()
+                    }
+                    Backend::Redis(records, _, _) => records.load(id).await,
                 }
-                Backend::Redis(records, _, _) => records.load(id).await,
+            })
+            .await?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        match self.opened(record) {
+            Some(record) => Ok(Some(record)),
+            // Its key is gone from SESSION_KEYS: the session ends, and its user signs in again.
+            None => {
+                tracing::warn!(
+                    "a session ended: its tokens are sealed with a key no longer in SESSION_KEYS"
+                );
+                self.delete(id).await?;
+                self.metrics.sessions_ended("key_gone", 1);
+                Ok(None)
             }
-        })
-        .await
+        }
     }
 }
 

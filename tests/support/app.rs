@@ -101,6 +101,8 @@ async fn serve(stores: Stores, vars: Vars, addr: SocketAddr, client: reqwest::Cl
     let mut all: HashMap<String, String> = [
         ("DATABASE_URL".into(), stores.database_url.clone()),
         ("OIDC_TIMEOUT_SECONDS".into(), "2".to_owned()),
+        // The development session key, kept with the test's own files.
+        ("DATA_DIR".into(), stores.dir.path().display().to_string()),
     ]
     .into();
     if let Some(redis) = &stores.redis_url {
@@ -200,6 +202,11 @@ pub fn with_session(id: &str, accept: &str) -> reqwest::Client {
 }
 
 impl TestApp {
+    /// Where the app keeps the files it makes (`DATA_DIR`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.stores.dir.path()
+    }
+
     /// The same app, seen from another browser (no cookies).
     pub fn in_another_browser(&self) -> TestApp {
         self.seen_by(browser())
@@ -234,6 +241,15 @@ impl TestApp {
     /// Stops the app (gracefully, as on SIGTERM) and starts it again on the same port and
     /// stores: what a deploy does.
     pub async fn restart(self) -> TestApp {
+        self.restart_with(&[]).await
+    }
+
+    /// As [`TestApp::restart`], with these settings changed (an empty value unsets one).
+    pub async fn restart_with(mut self, changes: &[(&str, &str)]) -> TestApp {
+        for (name, value) in changes {
+            self.vars.retain(|(n, _)| n != name);
+            self.vars.push((name.to_string(), value.to_string()));
+        }
         if let Some(stop) = &self.stop {
             stop.notify_one();
         }
