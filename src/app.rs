@@ -20,8 +20,12 @@ use crate::{
     visitor::{Profile, ProviderChoice, SessionSummary, Visit, Visitor},
 };
 
-/// The HTML document around the app.
+/// The HTML document around the app, with its Content-Security-Policy (`src/csp.rs`).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(app) = use_context::<Arc<crate::state::AppState>>() {
+        crate::csp::set_for_page(&options, &app.providers.browser_origins());
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -5,7 +5,8 @@
 //! [`visitor`] and [`failure`] (what pages show), [`links`] (the app's addresses), [`auth`] (the
 //! sign-in server functions, and `require_user` for others), [`api_demo`] (an API called with
 //! the user's token), [`app`] (pages and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
-//! [`users`], [`session`], [`state`], [`page_cache`], [`json_errors`] (failure pages as JSON),
+//! [`users`], [`session`], [`state`], [`page_cache`], [`csp`] (the pages' Content-Security-Policy),
+//! [`json_errors`] (failure pages as JSON),
 //! [`bearer`] (`/api/me`, for services with an access token), [`health`], [`metrics`],
 //! [`traces`], [`check`] (the `check` command), and [`server`], which wires them together.
 #![recursion_limit = "256"]
@@ -26,6 +27,8 @@ pub mod bearer;
 pub mod check;
 #[cfg(feature = "ssr")]
 pub mod config;
+#[cfg(feature = "ssr")]
+pub mod csp;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]

@@ -6,6 +6,8 @@
 //!   session changes or ends on any instance. Such a page is served only to a request carrying
 //!   that session's cookie, and only until the session wants a render again (a touch of its
 //!   last use, a token renewal, its end).
+//!
+//! Each serving gets a fresh CSP nonce ([`Renonced`]).
 
 use std::{
     collections::HashMap,
@@ -14,7 +16,7 @@ use std::{
 };
 
 use axum::{
-    body::{to_bytes, Body, Bytes},
+    body::{to_bytes, Body},
     extract::{Request, State},
     http::{header, HeaderMap, Method, StatusCode},
     middleware::Next,
@@ -26,6 +28,7 @@ use tower_sessions::session::Id;
 use crate::{
     auth::ssr::sign_in::LAST_PROVIDER_COOKIE,
     config::SessionConfig,
+    csp::Renonced,
     session::{self, Cache, COOKIE_NAME},
 };
 
@@ -34,7 +37,7 @@ pub const PAGES: [&str; 4] = ["/", "/signin", "/profile", "/logout"];
 
 #[derive(Clone)]
 pub struct Pages {
-    anonymous: Arc<RwLock<HashMap<&'static str, (HeaderMap, Bytes)>>>,
+    anonymous: Arc<RwLock<HashMap<&'static str, Renonced>>>,
     sessions: Arc<Cache>,
     config: SessionConfig,
 }
@@ -74,13 +77,13 @@ pub async fn serve(State(pages): State<Pages>, request: Request, next: Next) -> 
 }
 
 async fn anonymous(pages: &Pages, page: &'static str, request: Request, next: Next) -> Response {
-    if let Some((headers, body)) = pages.anonymous.read().expect("not poisoned").get(page) {
-        return (StatusCode::OK, headers.clone(), body.clone()).into_response();
+    if let Some(kept) = pages.anonymous.read().expect("not poisoned").get(page) {
+        return kept.serve();
     }
     let response = next.run(request).await;
-    keep(response, |headers, body| {
+    keep(response, |content| {
         let mut kept = pages.anonymous.write().expect("not poisoned");
-        kept.insert(page, (headers, body));
+        kept.insert(page, content);
     })
     .await
 }
@@ -98,7 +101,7 @@ async fn signed_in(
     };
     let now = Utc::now().timestamp();
     if let Some(kept) = entry.page(page).filter(|kept| now < kept.until) {
-        return (StatusCode::OK, kept.headers, kept.body).into_response();
+        return kept.content.serve();
     }
     let response = next.run(request).await;
     let Some(until) =
@@ -106,12 +109,8 @@ async fn signed_in(
     else {
         return response;
     };
-    keep(response, |headers, body| {
-        let kept = session::Page {
-            until,
-            headers,
-            body,
-        };
+    keep(response, |content| {
+        let kept = session::Page { until, content };
         // Kept only if the render was from this very record: a session that changed meanwhile
         // has a new entry, and the page finds no place.
         pages.sessions.keep_page(&entry, page, kept);
@@ -120,7 +119,7 @@ async fn signed_in(
 }
 
 /// Hands a plain 200 answer (no cookie set) to `keep` and serves it.
-async fn keep(response: Response, keep: impl FnOnce(HeaderMap, Bytes)) -> Response {
+async fn keep(response: Response, keep: impl FnOnce(Renonced)) -> Response {
     if response.status() != StatusCode::OK || response.headers().contains_key(header::SET_COOKIE) {
         return response;
     }
@@ -128,7 +127,7 @@ async fn keep(response: Response, keep: impl FnOnce(HeaderMap, Bytes)) -> Respon
     // Our own render, of a known page: no size limit needed.
     match to_bytes(body, usize::MAX).await {
         Ok(body) => {
-            keep(parts.headers.clone(), body.clone());
+            keep(Renonced::new(parts.headers.clone(), body.clone()));
             Response::from_parts(parts, Body::from(body))
         }
         Err(e) => {

@@ -668,7 +668,12 @@ fn anonymous_pages_are_shared_and_signed_in_pages_are_not() {
         let first = app.in_another_browser().get("/").await;
         assert_eq!(first.status, 200);
         assert!(first.body.contains("Sign in"));
-        assert_eq!(app.in_another_browser().get("/").await.body, first.body);
+        // The same page, but for its nonce: each answer has its own.
+        let same_page = |page: &support::Page| page.body.replace(&page_nonce(page), "");
+        assert_eq!(
+            same_page(&app.in_another_browser().get("/").await),
+            same_page(&first)
+        );
 
         app.sign_in(&provider).await;
         let signed_in = app.get("/").await.body.replace("<!>", ""); // hydration markers
@@ -677,7 +682,7 @@ fn anonymous_pages_are_shared_and_signed_in_pages_are_not() {
             "{signed_in}"
         );
         let anonymous = app.in_another_browser().get("/").await;
-        assert_eq!(anonymous.body, first.body);
+        assert_eq!(same_page(&anonymous), same_page(&first));
         assert!(!anonymous.body.contains("Alice"));
         // The copy keeps the page's headers, the security ones included.
         let response = reqwest::get(format!("{}/", app.url)).await.unwrap();
@@ -1083,6 +1088,74 @@ fn an_app_served_over_https_sends_strict_transport_security() {
                 "max-age=31536000",
                 "{path}"
             );
+        }
+    })
+}
+
+/// The nonce of a page's Content-Security-Policy, after checking that the page's scripts carry
+/// it and no other.
+fn page_nonce(page: &support::Page) -> String {
+    let policy = page.csp.as_deref().expect("a Content-Security-Policy");
+    assert!(!policy.contains("'unsafe-inline'"), "{policy}");
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce")
+        .to_owned();
+    assert!(nonce.len() >= 22, "a short nonce: {nonce}");
+    let scripts = page.body.matches("<script").count();
+    assert!(scripts >= 1, "no scripts: {}", page.body);
+    assert_eq!(
+        page.body.matches(&format!("nonce=\"{nonce}\"")).count(),
+        scripts,
+        "a script without the page's nonce: {}",
+        page.body
+    );
+    nonce
+}
+
+/// Every page carries a Content-Security-Policy whose nonce is on its scripts and new for each
+/// answer, pages served from memory included; forms may lead only to the app and the provider.
+#[test]
+fn every_page_has_a_content_security_policy_with_a_nonce_of_its_own() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let mut seen = std::collections::HashSet::new();
+        for path in [
+            "/",
+            "/",
+            "/signin",
+            "/signin?error=access_denied",
+            "/nowhere",
+        ] {
+            let page = app.get(path).await;
+            assert!(
+                seen.insert(page_nonce(&page)),
+                "{path}: a nonce seen before"
+            );
+        }
+        app.sign_in(&provider).await;
+        for path in ["/profile", "/profile", "/profile", "/sessions", "/logout"] {
+            let page = app.get(path).await;
+            assert_eq!(page.status, 200, "{path}");
+            assert!(
+                seen.insert(page_nonce(&page)),
+                "{path}: a nonce seen before"
+            );
+            let policy = page.csp.unwrap();
+            let provider_origin = provider.issuer.trim_end_matches('/');
+            assert!(
+                policy.contains(&format!("form-action 'self' {provider_origin};")),
+                "{policy}"
+            );
+            for directive in [
+                "frame-ancestors 'none'",
+                "base-uri 'none'",
+                "object-src 'none'",
+            ] {
+                assert!(policy.contains(directive), "{policy}");
+            }
         }
     })
 }

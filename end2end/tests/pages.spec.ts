@@ -2,7 +2,7 @@ import { type Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import { test, expect } from '../fixtures';
 import { APP, PROVIDER } from '../playwright.config';
-import { choose, signInAt } from '../helpers';
+import { choose, hydrated, signInAt } from '../helpers';
 
 // The pages as a product: no axe-core violation, no horizontal scrolling at 320 px, dark mode
 // honoured, and everything reachable with the keyboard alone.
@@ -45,6 +45,40 @@ for (const scheme of ['light', 'dark'] as const) {
     }
   });
 }
+
+test('no page breaks its Content-Security-Policy, loaded or routed after hydration', async ({ page, signedIn }) => {
+  const violations: string[] = [];
+  for (const p of [page, signedIn]) {
+    // Each document records what the browser refused under its policy, from its first byte.
+    await p.addInitScript(() => {
+      const w = window as unknown as { cspViolations: string[] };
+      w.cspViolations = [];
+      document.addEventListener('securitypolicyviolation', (e) =>
+        w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+    });
+    p.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()); });
+  }
+  const recorded = (p: Page, where: string) =>
+    p.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)
+      .then((found) => violations.push(...found.map((v) => `${where}: ${v}`)));
+  async function visit(p: Page, path: string) {
+    const response = await p.goto(path);
+    expect(response?.headers()['content-security-policy'], path).toContain("'nonce-");
+    await hydrated(p);
+    await recorded(p, path);
+  }
+  for (const path of ANONYMOUS) await visit(page, path);
+  for (const path of SIGNED_IN) await visit(signedIn, path);
+  // Routed in the browser: a page the WASM renders, with data from a server function.
+  await signedIn.goto('/profile');
+  await hydrated(signedIn);
+  await signedIn.getByRole('link', { name: 'Your sessions in every browser' }).click();
+  await expect(signedIn.getByRole('heading', { level: 1 })).toHaveText('Your sessions');
+  await signedIn.getByRole('link', { name: 'Back to your profile' }).click();
+  await expect(signedIn.getByRole('heading', { level: 1 })).toHaveText('Bob Builder');
+  await recorded(signedIn, 'routed');
+  expect(violations).toEqual([]);
+});
 
 test('dark mode follows the system', async ({ page }) => {
   const background = () =>

@@ -114,17 +114,26 @@ pub(super) struct Discovery {
     current: RwLock<Option<Arc<Metadata>>>,
     /// Serializes discovery and key fetches, and remembers when keys were last fetched.
     refresh: Mutex<Option<Instant>>,
+    /// The origins the browser is sent to for this provider (its issuer's, and once discovered,
+    /// its authorization and end-session endpoints'): where the pages' forms may lead.
+    browser_origins: std::sync::RwLock<Vec<String>>,
 }
 
 impl Discovery {
     pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl, metrics: Arc<Metrics>) -> Self {
         Self {
             http: ProviderHttp::new(config.timeout, &config.id, metrics),
-            config,
             redirect_uri,
+            browser_origins: std::sync::RwLock::new(vec![origin(config.issuer.url())]),
             current: RwLock::new(None),
             refresh: Mutex::new(None),
+            config,
         }
+    }
+
+    /// The origins the browser is sent to for this provider, as far as known.
+    pub fn browser_origins(&self) -> Vec<String> {
+        self.browser_origins.read().expect("not poisoned").clone()
     }
 
     /// The metadata, from the cache when there is one.
@@ -169,6 +178,11 @@ impl Discovery {
         match self.discover().await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
+                let mut origins = vec![origin(self.config.issuer.url())];
+                origins.push(origin(fresh.client.auth_uri().url()));
+                origins.extend(fresh.end_session.as_ref().map(|e| origin(e.url())));
+                origins.dedup();
+                *self.browser_origins.write().expect("not poisoned") = origins;
                 *self.current.write().await = Some(fresh.clone());
                 tracing::info!(provider = %self.config.id, issuer = %self.config.issuer.as_str(), "provider discovered");
                 Ok(fresh)
@@ -310,6 +324,11 @@ pub(super) fn alg_names<'a>(algs: impl IntoIterator<Item = &'a CoreJwsSigningAlg
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A URL's origin, as a Content-Security-Policy source names it (`https://idp.example`).
+fn origin(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 #[cfg(test)]

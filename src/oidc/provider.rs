@@ -64,6 +64,12 @@ impl Provider {
         self.config.issuer.as_str()
     }
 
+    /// The origins the browser is sent to for this provider (sign-in and sign-out), as far as
+    /// known.
+    pub fn browser_origins(&self) -> Vec<String> {
+        self.discovery.browser_origins()
+    }
+
     /// The longest one call to this provider may take.
     pub fn timeout(&self) -> std::time::Duration {
         self.config.timeout

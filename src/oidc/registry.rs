@@ -39,6 +39,14 @@ impl Providers {
         self.0.iter()
     }
 
+    /// Every origin the browser is sent to for any provider, each once.
+    pub fn browser_origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> = self.0.iter().flat_map(|p| p.browser_origins()).collect();
+        origins.sort();
+        origins.dedup();
+        origins
+    }
+
     pub fn by_id(&self, id: &str) -> Option<&Arc<Provider>> {
         self.0.iter().find(|p| p.id() == id)
     }

@@ -14,11 +14,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{body::Bytes, http::HeaderMap};
 use tower_sessions::{
     cookie::time::OffsetDateTime,
     session::{Id, Record},
 };
+
+use crate::csp::Renonced;
 
 /// How long the store's last confirmation keeps entries good. The listeners confirm about
 /// every tenth of a second; a listener that stops confirming (a store gone, a lost connection)
@@ -30,12 +31,11 @@ pub const STALE_AFTER: Duration = Duration::from_millis(500);
 const CAPACITY: usize = 4_096;
 
 /// A page rendered for one session: when it stops being good (Unix seconds: the session wants a
-/// touch, a token renewal or its end then), its headers and body.
+/// touch, a token renewal or its end then), and the page.
 #[derive(Clone)]
 pub struct Page {
     pub until: i64,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+    pub content: Renonced,
 }
 
 /// One session's record, and the pages rendered from exactly this record.
@@ -169,6 +169,8 @@ impl Cache {
 
 #[cfg(test)]
 mod tests {
+    use axum::{body::Bytes, http::HeaderMap};
+
     use super::*;
 
     fn record(id: i128) -> Record {
@@ -222,8 +224,7 @@ mod tests {
         let entry = cache.get(&Id(1)).unwrap();
         let page = Page {
             until: i64::MAX,
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(b"page"),
+            content: Renonced::new(HeaderMap::new(), Bytes::from_static(b"page")),
         };
         cache.keep_page(&entry, "/profile", page.clone());
         assert!(cache.get(&Id(1)).unwrap().page("/profile").is_some());

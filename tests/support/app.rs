@@ -172,6 +172,7 @@ pub struct Page {
     pub location: Option<String>,
     pub body: String,
     pub set_cookie: Vec<String>,
+    pub csp: Option<String>,
 }
 
 impl Page {
@@ -412,11 +413,16 @@ async fn page(response: reqwest::Response) -> Page {
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
+    let csp = response
+        .headers()
+        .get("content-security-policy")
+        .map(|v| v.to_str().unwrap().to_owned());
     let body = response.text().await.unwrap();
     Page {
         status,
         location,
         body,
         set_cookie,
+        csp,
     }
 }
