@@ -26,10 +26,9 @@ use chrono::Utc;
 use tower_sessions::session::Id;
 
 use crate::{
-    auth::ssr::sign_in::LAST_PROVIDER_COOKIE,
     config::SessionConfig,
     csp::Renonced,
-    session::{self, Cache, COOKIE_NAME},
+    session::{self, Cache, CookieNames},
 };
 
 /// The pages worth it. Only without a query: `/signin?error=...` says something particular.
@@ -62,14 +61,15 @@ pub async fn serve(State(pages): State<Pages>, request: Request, next: Next) -> 
     let Some(&page) = page else {
         return next.run(request).await;
     };
-    match cookie_value(request.headers(), COOKIE_NAME) {
+    let names = CookieNames::new(pages.config.secure);
+    match cookie_value(request.headers(), names.session) {
         Some(id) => match Id::from_str(id) {
             Ok(id) => signed_in(&pages, id, page, request, next).await,
             Err(_) => next.run(request).await,
         },
         // A visitor with a last-used provider (which the sign-in page lists first) gets a page
         // of their own.
-        None if cookie_value(request.headers(), LAST_PROVIDER_COOKIE).is_some() => {
+        None if cookie_value(request.headers(), names.last_provider).is_some() => {
             next.run(request).await
         }
         None => anonymous(&pages, page, request, next).await,
@@ -161,7 +161,7 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(cookie_value(&headers, COOKIE_NAME), Some("abc"));
+        assert_eq!(cookie_value(&headers, "leptos_oidc_session"), Some("abc"));
         assert_eq!(cookie_value(&headers, "other"), Some("2"));
         assert_eq!(cookie_value(&headers, "missing"), None);
     }

@@ -1066,21 +1066,27 @@ fn a_slow_revocation_does_not_hold_up_the_sign_out() {
     })
 }
 
+/// An app whose public origin is https, behind a TLS-terminating proxy (played here over http).
+async fn app_served_over_https() -> (TestApp, TestProvider) {
+    let provider = TestProvider::start().await;
+    let app = support::start_app_with(
+        &provider.issuer,
+        &support::Stores::sqlite(),
+        &[(
+            "OIDC_REDIRECT_URI",
+            "https://app.example/authorization-code/callback",
+        )],
+    )
+    .await;
+    (app, provider)
+}
+
 /// An app whose public origin is https (behind a TLS-terminating proxy) tells browsers to keep
 /// to https: `Strict-Transport-Security` on every answer, a year, this host only.
 #[test]
 fn an_app_served_over_https_sends_strict_transport_security() {
     run(async {
-        let provider = TestProvider::start().await;
-        let app = support::start_app_with(
-            &provider.issuer,
-            &support::Stores::sqlite(),
-            &[(
-                "OIDC_REDIRECT_URI",
-                "https://app.example/authorization-code/callback",
-            )],
-        )
-        .await;
+        let (app, _provider) = app_served_over_https().await;
         for path in ["/", "/signin", "/nowhere", "/healthz", "/api/me"] {
             let response = reqwest::get(format!("{}{path}", app.url)).await.unwrap();
             assert_eq!(
@@ -1089,6 +1095,64 @@ fn an_app_served_over_https_sends_strict_transport_security() {
                 "{path}"
             );
         }
+    })
+}
+
+/// Over https the app's cookies take the `__Host-` prefix (Secure, `Path=/`, no `Domain`), so
+/// that no other host of the domain and no plain-http answer can set or shadow them; a cookie
+/// of the plain name is not taken for one. (Played by hand: an http client keeps no Secure
+/// cookie.)
+#[test]
+fn an_app_served_over_https_names_its_cookies_with_the_host_prefix() {
+    run(async {
+        let (app, provider) = app_served_over_https().await;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let get = |path: String, cookie: String| {
+            let request = client
+                .get(format!("{}{path}", app.url))
+                .header("accept", "text/html")
+                .header("cookie", cookie);
+            async move { request.send().await.unwrap() }
+        };
+        // The cookie the answer set whose name starts so, checked for the prefix's terms; as the
+        // browser sends it back.
+        let cookie = |answer: &reqwest::Response, name: &str| -> String {
+            let set = answer
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .find(|c| c.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} cookie"));
+            assert!(
+                set.contains("; Secure") && set.contains("; Path=/"),
+                "{set}"
+            );
+            assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
+            set.split(';').next().unwrap().to_owned()
+        };
+
+        let login = get("/login".into(), String::new()).await;
+        assert_eq!(login.status(), 302);
+        let pending = cookie(&login, "__Host-leptos_oidc_signin_");
+        let authorize = login.headers()["location"].to_str().unwrap().to_owned();
+        let code = provider.authorize(&authorize);
+        let state = query_param(&authorize, "state");
+        let callback = format!("/authorization-code/callback?code={code}&state={state}");
+        let back = get(callback, pending).await;
+        assert_eq!(back.headers()["location"], "/profile");
+        let session = cookie(&back, "__Host-leptos_oidc_session=");
+        cookie(&back, "__Host-leptos_oidc_last_provider=");
+
+        let profile = get("/profile".into(), session.clone()).await;
+        assert_eq!(profile.status(), 200);
+        assert!(profile.text().await.unwrap().contains("Alice Liddell"));
+        let id = session.split_once('=').unwrap().1;
+        let plain = get("/profile".into(), format!("leptos_oidc_session={id}")).await;
+        assert_eq!(plain.status(), 302, "a cookie without the prefix was taken");
     })
 }
 

@@ -35,7 +35,36 @@ use crate::{
     visitor::{Profile, SessionSummary},
 };
 
-pub const COOKIE_NAME: &str = "leptos_oidc_session";
+/// The names of the app's cookies. Served over https they take the `__Host-` prefix, which a
+/// browser accepts only on a cookie set over https with `Secure`, `Path=/` and no `Domain`: no
+/// other host of the domain, and no plain-http answer, can set or shadow them. Over plain http
+/// (development) browsers refuse such names, and the plain ones are used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CookieNames {
+    pub session: &'static str,
+    /// The provider this browser signed in with last (the sign-in page lists it first).
+    pub last_provider: &'static str,
+    /// Each pending sign-in's cookie is this and a hash of its `state`.
+    pub pending_prefix: &'static str,
+}
+
+impl CookieNames {
+    pub const fn new(secure: bool) -> Self {
+        if secure {
+            Self {
+                session: "__Host-leptos_oidc_session",
+                last_provider: "__Host-leptos_oidc_last_provider",
+                pending_prefix: "__Host-leptos_oidc_signin_",
+            }
+        } else {
+            Self {
+                session: "leptos_oidc_session",
+                last_provider: "leptos_oidc_last_provider",
+                pending_prefix: "leptos_oidc_signin_",
+            }
+        }
+    }
+}
 const USER: &str = "user";
 const REFUSED: &str = "refused";
 /// How long a refused sign-in is kept for signing out at its provider.
@@ -45,7 +74,7 @@ const REFUSED_FOR: time::Duration = time::Duration::minutes(10);
 /// cross-site redirect back), Secure when the app is served over https.
 pub fn layer(store: Store, config: &SessionConfig) -> SessionManagerLayer<Store> {
     SessionManagerLayer::new(store)
-        .with_name(COOKIE_NAME)
+        .with_name(CookieNames::new(config.secure).session)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure)

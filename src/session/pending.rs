@@ -23,7 +23,6 @@ use crate::{
 pub const MAX_PENDING: usize = 5;
 /// How long the provider's answer to a sign-in may take (login, consent, a coffee).
 pub const PENDING_TTL_SECONDS: i64 = 10 * 60;
-const PREFIX: &str = "leptos_oidc_signin_";
 
 /// Seals and opens pending sign-in cookies.
 #[derive(Clone)]
@@ -69,7 +68,7 @@ impl PendingSignIns {
         let now = Utc::now().timestamp_millis();
         let mut set = Vec::new();
         let mut open: Vec<(i64, String)> = Vec::new();
-        for cookie in pending_cookies(request) {
+        for cookie in pending_cookies(request, self.prefix()) {
             let name = cookie.name().to_owned();
             match self.open(cookie).filter(|p| fresh(p, now)) {
                 Some(p) => open.push((p.started_ms, name)),
@@ -81,7 +80,8 @@ impl PendingSignIns {
         set.extend(open.drain(..excess).map(|(_, name)| self.removal(name)));
 
         let value = serde_json::to_string(pending).expect("a pending sign-in serializes");
-        let cookie = self.cookie(name_for(&pending.state), value, PENDING_TTL_SECONDS);
+        let name = name_for(self.prefix(), &pending.state);
+        let cookie = self.cookie(name, value, PENDING_TTL_SECONDS);
         let mut jar = CookieJar::new();
         jar.private_mut(&self.key).add(cookie);
         set.extend(jar.delta().cloned());
@@ -95,8 +95,9 @@ impl PendingSignIns {
         request: &HeaderMap,
         state: &str,
     ) -> (Option<PendingSignIn>, Option<Cookie<'static>>) {
-        let name = name_for(state);
-        let Some(cookie) = pending_cookies(request).find(|c| c.name() == name) else {
+        let name = name_for(self.prefix(), state);
+        let Some(cookie) = pending_cookies(request, self.prefix()).find(|c| c.name() == name)
+        else {
             return (None, None);
         };
         let now = Utc::now().timestamp_millis();
@@ -125,14 +126,22 @@ impl PendingSignIns {
             .build()
     }
 
+    /// What this app's pending sign-in cookies are named with.
+    fn prefix(&self) -> &'static str {
+        super::CookieNames::new(self.secure).pending_prefix
+    }
+
     fn removal(&self, name: String) -> Cookie<'static> {
         self.cookie(name, String::new(), 0)
     }
 }
 
 /// This browser's pending sign-in cookies, still sealed.
-fn pending_cookies(request: &HeaderMap) -> impl Iterator<Item = Cookie<'static>> + '_ {
-    super::request_cookies(request).filter(|cookie| cookie.name().starts_with(PREFIX))
+fn pending_cookies<'r>(
+    request: &'r HeaderMap,
+    prefix: &'static str,
+) -> impl Iterator<Item = Cookie<'static>> + 'r {
+    super::request_cookies(request).filter(move |cookie| cookie.name().starts_with(prefix))
 }
 
 /// Whether a pending sign-in is still within its time (Unix milliseconds `now`).
@@ -141,7 +150,7 @@ fn fresh(pending: &PendingSignIn, now: i64) -> bool {
 }
 
 /// A cookie name for the sign-in with `state`: a hash, so the name carries nothing of it.
-fn name_for(state: &str) -> String {
+fn name_for(prefix: &str, state: &str) -> String {
     let digest = Sha256::digest(state.as_bytes());
-    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&digest[..12]))
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(&digest[..12]))
 }

@@ -7,9 +7,6 @@ use tower_sessions::cookie::{time::Duration, Cookie, SameSite};
 use super::{app_state, request_headers, safe_return_to, session, set_cookies, AuthError};
 use crate::{links, oidc::StepUp, session as sessions, state::AppState, visitor::ProviderChoice};
 
-/// Remembers which provider this browser signed in with last: the sign-in page lists it first.
-pub const LAST_PROVIDER_COOKIE: &str = "leptos_oidc_last_provider";
-
 /// `/login`: where to send the browser. A failure goes to the page that says what happened.
 /// With a step-up, the provider is asked to confirm the user again even when they are signed in.
 pub async fn start(provider: Option<String>, return_to: Option<String>, step_up: StepUp) -> String {
@@ -169,8 +166,10 @@ fn failure_page(e: &AuthError, provider: Option<&str>) -> String {
     }
 }
 
+/// Remembers which provider this browser signed in with last: the sign-in page lists it first.
 fn last_provider_cookie(id: &str, secure: bool) -> Cookie<'static> {
-    Cookie::build((LAST_PROVIDER_COOKIE, id.to_owned()))
+    let name = sessions::CookieNames::new(secure).last_provider;
+    Cookie::build((name, id.to_owned()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -185,7 +184,8 @@ pub async fn choices() -> Vec<ProviderChoice> {
     let Ok(app) = app_state() else {
         return Vec::new();
     };
-    let last = last_provider(&request_headers().await);
+    let names = sessions::CookieNames::new(app.config.session.secure);
+    let last = last_provider(&request_headers().await, names);
     let mut choices: Vec<ProviderChoice> = app
         .providers
         .iter()
@@ -201,9 +201,9 @@ pub async fn choices() -> Vec<ProviderChoice> {
 }
 
 /// The provider this browser signed in with last, as its cookie says.
-fn last_provider(headers: &HeaderMap) -> Option<String> {
+fn last_provider(headers: &HeaderMap, names: sessions::CookieNames) -> Option<String> {
     sessions::request_cookies(headers)
-        .find(|c| c.name() == LAST_PROVIDER_COOKIE)
+        .find(|c| c.name() == names.last_provider)
         .map(|c| c.value().to_owned())
 }
 
@@ -221,7 +221,11 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(last_provider(&headers).as_deref(), Some("globex"));
-        assert_eq!(last_provider(&HeaderMap::new()), None);
+        let names = sessions::CookieNames::new(false);
+        assert_eq!(last_provider(&headers, names).as_deref(), Some("globex"));
+        assert_eq!(last_provider(&HeaderMap::new(), names), None);
+        // Over https only the __Host- cookie counts: a plain one may come from another host.
+        let https = sessions::CookieNames::new(true);
+        assert_eq!(last_provider(&headers, https), None);
     }
 }
