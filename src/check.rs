@@ -70,7 +70,13 @@ pub async fn run() -> bool {
         ),
     }
 
-    let providers = Providers::new(&config, &Default::default());
+    let providers = match Providers::new(&config, &Default::default()) {
+        Ok(providers) => providers,
+        Err(e) => {
+            report.line(false, e.to_string());
+            return false;
+        }
+    };
     for provider in providers.iter() {
         let variable = provider.variable("ISSUER");
         match bounded(provider.check()).await {

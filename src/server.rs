@@ -135,7 +135,7 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
     );
 
     let pending = session::PendingSignIns::from_database(&db, config.session.secure).await?;
-    let providers = Arc::new(Providers::new(&config, &metrics));
+    let providers = Arc::new(Providers::new(&config, &metrics)?);
     providers.keep_fresh();
     Ok(AppState {
         leptos_options,
@@ -158,6 +158,17 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
         introspections: Arc::default(),
         shutting_down: Arc::default(),
     })
+}
+
+/// `GET /.well-known/jwks.json`: the public keys of the app's clients that authenticate with
+/// `private_key_jwt`, for providers that fetch them (the client's `jwks_uri`).
+async fn client_jwks(
+    axum::extract::State(providers): axum::extract::State<Arc<crate::oidc::Providers>>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(providers.client_jwks()),
+    )
 }
 
 /// The routes and layers, serving `state`.
@@ -190,6 +201,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(backchannel::backchannel_logout),
         )
         .route("/api/me", axum::routing::get(bearer::me))
+        .route("/.well-known/jwks.json", axum::routing::get(client_jwks))
         .route("/healthz", axum::routing::get(health::healthz))
         .route("/readyz", axum::routing::get(health::readyz));
     // Prometheus reads the metrics here, unless they have a listener of their own.

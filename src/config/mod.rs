@@ -15,7 +15,10 @@ use openidconnect::RedirectUrl;
 use url::Url;
 
 mod providers;
-pub use providers::{ProviderConfig, DEFAULT_ID, DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_ISSUER};
+pub use providers::{
+    AssertionAudience, ClientAuthMethod, ProviderConfig, DEFAULT_ID, DEV_CLIENT_ID,
+    DEV_CLIENT_SECRET, DEV_ISSUER,
+};
 
 /// The callback path users of the Okta sample have registered at their provider: one for every
 /// provider.
@@ -72,6 +75,42 @@ pub struct Config {
     /// Where the app keeps files it makes (the development session key): `DATA_DIR`, else the
     /// SQLite database's directory, else `data`.
     pub data_dir: PathBuf,
+}
+
+/// A file the app makes for development at its first start and reads afterwards (a key, kept in
+/// `DATA_DIR`): its text, and whether it was made now. Made readable by its owner only; written
+/// aside and linked into place, so that of two instances starting at once, one makes it and
+/// both use that one.
+pub fn development_file(
+    path: &Path,
+    make: impl FnOnce() -> String,
+) -> std::io::Result<(String, bool)> {
+    let mut made = false;
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let aside = path.with_extension(format!("new.{}", std::process::id()));
+        write_private_file(&aside, &make())?;
+        let linked = std::fs::hard_link(&aside, path);
+        let _ = std::fs::remove_file(&aside);
+        match linked {
+            Ok(()) => made = true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((std::fs::read_to_string(path)?, made))
+}
+
+/// Writes `text` to a new file that only its owner may read.
+fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// A key of `SESSION_KEYS`: 32 bytes, for AES-256-GCM.

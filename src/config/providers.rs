@@ -34,7 +34,13 @@ pub struct ProviderConfig {
     /// Kept exactly as written: issuers are compared as strings, trailing slash included.
     pub issuer: IssuerUrl,
     pub client_id: ClientId,
+    /// Empty with `private_key_jwt`, which needs none.
     pub client_secret: ClientSecret,
+    pub client_auth: ClientAuthMethod,
+    /// With `private_key_jwt`: the PEM texts of `PRIVATE_KEY_FILE` (comma-separated files; the
+    /// first signs, all are published). None: a development key kept in `DATA_DIR`.
+    pub private_keys: Vec<String>,
+    pub assertion_audience: AssertionAudience,
     /// Scopes requested beyond `openid` (which is always sent).
     pub scopes: Vec<String>,
     /// Tolerance for clock differences with the provider (`exp`, `iat`, `nbf`).
@@ -61,6 +67,27 @@ impl ProviderConfig {
             format!("{}{name}", prefix_of(&self.id))
         }
     }
+}
+
+/// What the token endpoint is told the client is authenticated by (`OIDC_<ID>_CLIENT_AUTH`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// The client secret: HTTP Basic, unless the provider takes it only in the body.
+    #[default]
+    Auto,
+    SecretBasic,
+    SecretPost,
+    /// A JWT signed with the app's own key (RFC 7523); no client secret.
+    PrivateKeyJwt,
+}
+
+/// What a client assertion's `aud` names (`OIDC_<ID>_ASSERTION_AUD`): the issuer, as FAPI 2.0,
+/// Auth0 and oidc-provider expect, or the token endpoint's URL, as Okta documents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AssertionAudience {
+    #[default]
+    Issuer,
+    TokenEndpoint,
 }
 
 /// The start of the variables of provider `id`, one of several: `OIDC_<ID>_`.
@@ -118,7 +145,7 @@ pub fn from_lookup(
             &prefix,
             required("ISSUER")?,
             required("CLIENT_ID")?,
-            required("CLIENT_SECRET")?,
+            var(&format!("{prefix}CLIENT_SECRET")),
             id,
         )?;
         if let Some(other) = providers
@@ -148,7 +175,7 @@ fn single(var: &dyn Fn(&str) -> Option<String>) -> Result<ProviderConfig, Config
             "OIDC_",
             DEV_ISSUER.into(),
             DEV_CLIENT_ID.into(),
-            DEV_CLIENT_SECRET.into(),
+            Some(DEV_CLIENT_SECRET.into()),
             &label,
         );
     };
@@ -156,7 +183,7 @@ fn single(var: &dyn Fn(&str) -> Option<String>) -> Result<ProviderConfig, Config
         var(name)
             .ok_or_else(|| ConfigError::new(name, "is not set (it is required with OIDC_ISSUER)"))
     };
-    let (client_id, client_secret) = (required("OIDC_CLIENT_ID")?, required("OIDC_CLIENT_SECRET")?);
+    let (client_id, client_secret) = (required("OIDC_CLIENT_ID")?, var("OIDC_CLIENT_SECRET"));
     // Without a label of its own, the button names the provider's host.
     let host = parse_http_url("OIDC_ISSUER", &issuer)?
         .host_str()
@@ -182,7 +209,7 @@ fn provider(
     prefix: &str,
     issuer: String,
     client_id: String,
-    client_secret: String,
+    client_secret: Option<String>,
     default_label: &str,
 ) -> Result<ProviderConfig, ConfigError> {
     // The variable that gives `name`, and its value: the provider's own first.
@@ -229,6 +256,53 @@ fn provider(
             .collect::<Result<_, _>>()?,
     };
 
+    let client_auth = match setting("CLIENT_AUTH") {
+        None => ClientAuthMethod::Auto,
+        Some((var_name, value)) => match value.trim() {
+            "client_secret_basic" => ClientAuthMethod::SecretBasic,
+            "client_secret_post" => ClientAuthMethod::SecretPost,
+            "private_key_jwt" => ClientAuthMethod::PrivateKeyJwt,
+            other => {
+                return Err(ConfigError::new(
+                    &var_name,
+                    format!("\"{other}\" is none of client_secret_basic, client_secret_post, private_key_jwt"),
+                ))
+            }
+        },
+    };
+    let client_secret = match (client_auth, client_secret) {
+        (ClientAuthMethod::PrivateKeyJwt, _) => String::new(),
+        (_, Some(secret)) => secret,
+        (_, None) => {
+            return Err(ConfigError::new(
+                &format!("{prefix}CLIENT_SECRET"),
+                "is not set (it is required unless CLIENT_AUTH is private_key_jwt)",
+            ))
+        }
+    };
+    let private_keys = match setting("PRIVATE_KEY_FILE") {
+        None => Vec::new(),
+        Some((var_name, files)) => comma_list(&files)
+            .map(|file| {
+                std::fs::read_to_string(file)
+                    .map_err(|e| ConfigError::new(&var_name, format!("{file} cannot be read: {e}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let assertion_audience = match setting("ASSERTION_AUD") {
+        None => AssertionAudience::Issuer,
+        Some((var_name, value)) => match value.trim() {
+            "issuer" => AssertionAudience::Issuer,
+            "token_endpoint" => AssertionAudience::TokenEndpoint,
+            other => {
+                return Err(ConfigError::new(
+                    &var_name,
+                    format!("\"{other}\" is neither issuer nor token_endpoint"),
+                ))
+            }
+        },
+    };
+
     let timeout = seconds("TIMEOUT_SECONDS", 10)?;
     if timeout.is_zero() {
         return Err(ConfigError::new(
@@ -243,6 +317,9 @@ fn provider(
         label: var(&format!("{prefix}LABEL")).unwrap_or_else(|| default_label.to_owned()),
         issuer,
         client_secret: ClientSecret::new(client_secret),
+        client_auth,
+        private_keys,
+        assertion_audience,
         scopes: scopes.into_iter().filter(|s| s != "openid").collect(),
         clock_skew: seconds("CLOCK_SKEW_SECONDS", 60)?,
         timeout,
@@ -293,6 +370,63 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         from_lookup(&|name| vars.get(name).cloned().filter(|v| !v.trim().is_empty()))
+    }
+
+    #[test]
+    fn client_authentication_is_read_and_private_key_jwt_needs_no_secret() {
+        let okta = [
+            ("OIDC_PROVIDERS", "okta"),
+            ("OIDC_OKTA_ISSUER", "https://okta.example"),
+            ("OIDC_OKTA_CLIENT_ID", "app"),
+        ];
+        let without_secret = providers(&okta).unwrap_err().to_string();
+        assert!(
+            without_secret.starts_with("OIDC_OKTA_CLIENT_SECRET:"),
+            "{without_secret}"
+        );
+        let jwt = [&okta[..], &[("OIDC_OKTA_CLIENT_AUTH", "private_key_jwt")]].concat();
+        let p = &providers(&jwt).unwrap()[0];
+        assert_eq!(p.client_auth, ClientAuthMethod::PrivateKeyJwt);
+        assert_eq!(p.client_secret.secret(), "");
+        assert_eq!(p.assertion_audience, AssertionAudience::Issuer);
+        assert!(p.private_keys.is_empty());
+        let key = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/client-key-ec-sec1.pem"
+        );
+        let with = [
+            &jwt[..],
+            &[
+                ("OIDC_OKTA_PRIVATE_KEY_FILE", key),
+                ("OIDC_OKTA_ASSERTION_AUD", "token_endpoint"),
+            ],
+        ]
+        .concat();
+        let p = &providers(&with).unwrap()[0];
+        assert!(p.private_keys[0].starts_with("-----BEGIN EC PRIVATE KEY-----"));
+        assert_eq!(p.assertion_audience, AssertionAudience::TokenEndpoint);
+        for (name, value) in [
+            ("OIDC_OKTA_CLIENT_AUTH", "mtls"),
+            ("OIDC_OKTA_ASSERTION_AUD", "everyone"),
+            ("OIDC_OKTA_PRIVATE_KEY_FILE", "/nowhere/key.pem"),
+        ] {
+            let err = providers(&[&jwt[..], &[(name, value)]].concat())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("{name}:")), "{err}");
+        }
+        let post = [
+            &okta[..],
+            &[
+                ("OIDC_OKTA_CLIENT_SECRET", "s"),
+                ("OIDC_OKTA_CLIENT_AUTH", "client_secret_post"),
+            ],
+        ]
+        .concat();
+        assert_eq!(
+            providers(&post).unwrap()[0].client_auth,
+            ClientAuthMethod::SecretPost
+        );
     }
 
     fn error(vars: &[(&str, &str)]) -> String {

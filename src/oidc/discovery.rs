@@ -27,7 +27,10 @@ use super::{
     jwk::{self, KeySet},
     OidcError,
 };
-use crate::{config::ProviderConfig, metrics::Metrics};
+use crate::{
+    config::{ClientAuthMethod, ProviderConfig},
+    metrics::Metrics,
+};
 
 /// How often discovery metadata (and with it the keys) is fetched again in the background; the
 /// old copy stays in use while that fails, and the next try comes sooner.
@@ -104,6 +107,8 @@ pub(super) struct Metadata {
     pub revocation: Option<RevocationUrl>,
     /// RFC 9207: every authorization response names the issuer; one without is refused.
     pub iss_parameter_supported: bool,
+    /// What the provider takes client assertions signed with (none said: anything).
+    pub assertion_algs: Vec<String>,
     fetched_at: Instant,
 }
 
@@ -212,16 +217,30 @@ impl Discovery {
                 e => OidcError::Unavailable(format!("discovery: {}", error_chain(&e))),
             })?;
 
-        // Client authentication as the provider advertises it, client_secret_basic first.
-        let auth_type = match metadata.token_endpoint_auth_methods_supported() {
-            Some(methods)
-                if !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
-                    && methods.contains(&CoreClientAuthMethod::ClientSecretPost) =>
-            {
-                AuthType::RequestBody
-            }
-            _ => AuthType::BasicAuth,
+        // Client authentication as configured; by default as the provider advertises it,
+        // client_secret_basic first. With a client assertion, the client id goes in the body,
+        // and no secret at all.
+        let auth_type = match self.config.client_auth {
+            ClientAuthMethod::SecretBasic => AuthType::BasicAuth,
+            ClientAuthMethod::SecretPost | ClientAuthMethod::PrivateKeyJwt => AuthType::RequestBody,
+            ClientAuthMethod::Auto => match metadata.token_endpoint_auth_methods_supported() {
+                Some(methods)
+                    if !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                        && methods.contains(&CoreClientAuthMethod::ClientSecretPost) =>
+                {
+                    AuthType::RequestBody
+                }
+                _ => AuthType::BasicAuth,
+            },
         };
+        let client_secret = (self.config.client_auth != ClientAuthMethod::PrivateKeyJwt)
+            .then(|| self.config.client_secret.clone());
+        let assertion_algs: Vec<String> = metadata
+            .token_endpoint_auth_signing_alg_values_supported()
+            .into_iter()
+            .flatten()
+            .filter_map(|alg| serde_json::to_value(alg).ok()?.as_str().map(str::to_owned))
+            .collect();
         let advertised = metadata.id_token_signing_alg_values_supported();
         let signing_algs: Vec<_> = ALLOWED_ALGS
             .iter()
@@ -247,7 +266,7 @@ impl Discovery {
         let client = CoreClient::from_provider_metadata(
             metadata,
             self.config.client_id.clone(),
-            Some(self.config.client_secret.clone()),
+            client_secret,
         )
         .set_redirect_uri(self.redirect_uri.clone())
         .set_auth_type(auth_type);
@@ -260,6 +279,7 @@ impl Discovery {
             introspection,
             revocation,
             iss_parameter_supported,
+            assertion_algs,
             fetched_at: Instant::now(),
         })
     }
@@ -306,6 +326,7 @@ impl Discovery {
             introspection: current.introspection.clone(),
             revocation: current.revocation.clone(),
             iss_parameter_supported: current.iss_parameter_supported,
+            assertion_algs: current.assertion_algs.clone(),
             fetched_at: current.fetched_at,
         });
         *self.current.write().await = Some(fresh.clone());

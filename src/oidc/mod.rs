@@ -9,6 +9,7 @@
 //! - [`http`]: calls to it, bounded in time; [`jwt`]: reading compact JWTs.
 
 pub mod access_token;
+mod client_auth;
 mod discovery;
 mod http;
 mod id_token;
@@ -23,6 +24,7 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use client_auth::ClientKeys;
 pub use provider::Provider;
 pub use registry::Providers;
 

@@ -23,24 +23,32 @@ use url::Url;
 
 use super::{
     access_token,
+    client_auth::ASSERTION_TYPE,
     discovery::{Discovery, Metadata},
     http::{error_chain, Endpoint},
     id_token::{self, Checked},
-    jwt, logout_token, LogoutOrder, OidcError, PendingSignIn, Refreshed, Refusal, StepUp,
-    VerifiedUser, Vouched,
+    jwt, logout_token, ClientKeys, LogoutOrder, OidcError, PendingSignIn, Refreshed, Refusal,
+    StepUp, VerifiedUser, Vouched,
 };
-use crate::{claims::ClaimRule, config::ProviderConfig, metrics::Metrics};
+use crate::{
+    claims::ClaimRule,
+    config::{AssertionAudience, ProviderConfig},
+    metrics::Metrics,
+};
 
 pub struct Provider {
     config: ProviderConfig,
     /// Where the provider sends the browser back after signing out there: the app's `/`.
     post_logout: Url,
     discovery: Arc<Discovery>,
+    /// With `private_key_jwt`: the keys its client assertions are signed with.
+    client_keys: Option<Arc<ClientKeys>>,
 }
 
 impl Provider {
     pub fn new(
         config: ProviderConfig,
+        client_keys: Option<Arc<ClientKeys>>,
         redirect_uri: RedirectUrl,
         public_origin: Url,
         metrics: Arc<Metrics>,
@@ -49,7 +57,38 @@ impl Provider {
             discovery: Arc::new(Discovery::new(config.clone(), redirect_uri, metrics)),
             config,
             post_logout: public_origin,
+            client_keys,
         }
+    }
+
+    /// The keys of its client, with `private_key_jwt`.
+    pub fn client_keys(&self) -> Option<&ClientKeys> {
+        self.client_keys.as_deref()
+    }
+
+    /// A new client assertion for a request to the provider (`private_key_jwt`), or `None`
+    /// when the client authenticates with its secret.
+    fn client_assertion(&self, metadata: &Metadata) -> Result<Option<String>, OidcError> {
+        let Some(keys) = &self.client_keys else {
+            return Ok(None);
+        };
+        let audience = match self.config.assertion_audience {
+            AssertionAudience::Issuer => self.issuer().to_owned(),
+            AssertionAudience::TokenEndpoint => metadata
+                .client
+                .token_uri()
+                .map(|url| url.to_string())
+                .ok_or_else(|| {
+                    OidcError::Misconfigured("the provider has no token endpoint".into())
+                })?,
+        };
+        keys.assertion(
+            self.config.client_id.as_str(),
+            &audience,
+            &metadata.assertion_algs,
+        )
+        .map(Some)
+        .map_err(OidcError::Misconfigured)
     }
 
     pub fn id(&self) -> &str {
@@ -168,11 +207,16 @@ impl Provider {
             }
             _ => {}
         }
-        let request = metadata
+        let mut request = metadata
             .client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier));
+        if let Some(assertion) = self.client_assertion(&metadata)? {
+            request = request
+                .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion);
+        }
         let tokens = self
             .discovery
             .http
@@ -245,10 +289,15 @@ impl Provider {
     ) -> Result<Refreshed, OidcError> {
         let metadata = self.discovery.metadata().await?;
         let refresh_token = RefreshToken::new(refresh_token.to_owned());
-        let request = metadata
+        let mut request = metadata
             .client
             .exchange_refresh_token(&refresh_token)
             .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?;
+        if let Some(assertion) = self.client_assertion(&metadata)? {
+            request = request
+                .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion);
+        }
         let tokens = self
             .discovery
             .http
@@ -313,9 +362,14 @@ impl Provider {
         };
         let client = metadata.client.clone().set_introspection_url(url);
         let token = AccessToken::new(token.to_owned());
-        let request = client
+        let mut request = client
             .introspect(&token)
             .set_token_type_hint("access_token");
+        if let Some(assertion) = self.client_assertion(&metadata)? {
+            request = request
+                .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion);
+        }
         let answer = self
             .discovery
             .http
@@ -347,8 +401,11 @@ impl Provider {
         for (token, hint) in tokens {
             // By hand: openidconnect refuses a revocation endpoint without https, which the
             // bundled provider (on loopback, for development) does not have.
-            let request =
-                revocation_request(&url, token, hint, metadata.client.auth_type(), &self.config);
+            let auth = match self.client_assertion(&metadata)? {
+                Some(assertion) => RevocationAuth::Assertion(assertion),
+                None => RevocationAuth::Secret(metadata.client.auth_type().clone()),
+            };
+            let request = revocation_request(&url, token, hint, &auth, &self.config);
             let answer = self
                 .discovery
                 .http
@@ -496,14 +553,22 @@ fn has_id_token(body: &[u8]) -> bool {
         .is_ok_and(|v| v.get("id_token").is_some_and(Value::is_string))
 }
 
+/// How a revocation request authenticates the client: as the token endpoint's requests do.
+enum RevocationAuth {
+    /// The client secret (RFC 6749, 2.3.1): HTTP Basic of the form-encoded id and secret, or
+    /// both in the body.
+    Secret(AuthType),
+    /// A client assertion (`private_key_jwt`), with the client id, in the body.
+    Assertion(String),
+}
+
 /// An RFC 7009 revocation request for `token`, with the client authentication the token
-/// endpoint gets (RFC 6749, 2.3.1: HTTP Basic of the form-encoded id and secret, or both in the
-/// body).
+/// endpoint gets.
 fn revocation_request(
     url: &RevocationUrl,
     token: &str,
     hint: &str,
-    auth: &AuthType,
+    auth: &RevocationAuth,
     config: &ProviderConfig,
 ) -> HttpRequest {
     let encode =
@@ -521,11 +586,16 @@ fn revocation_request(
         )
         .header(openidconnect::http::header::ACCEPT, "application/json");
     match auth {
-        AuthType::RequestBody => {
+        RevocationAuth::Assertion(assertion) => {
+            body.append_pair("client_id", id)
+                .append_pair("client_assertion_type", ASSERTION_TYPE)
+                .append_pair("client_assertion", assertion);
+        }
+        RevocationAuth::Secret(AuthType::RequestBody) => {
             body.append_pair("client_id", id)
                 .append_pair("client_secret", secret);
         }
-        _ => {
+        RevocationAuth::Secret(_) => {
             let basic = STANDARD.encode(format!("{}:{}", encode(id), encode(secret)));
             request = request.header(
                 openidconnect::http::header::AUTHORIZATION,
@@ -585,8 +655,13 @@ mod tests {
         let mut config = crate::oidc::id_token::tests::config();
         config.client_id = openidconnect::ClientId::new("app:1".into());
         config.client_secret = openidconnect::ClientSecret::new("s&cret".into());
-        let basic =
-            revocation_request(&url, "rt-1", "refresh_token", &AuthType::BasicAuth, &config);
+        let basic = revocation_request(
+            &url,
+            "rt-1",
+            "refresh_token",
+            &RevocationAuth::Secret(AuthType::BasicAuth),
+            &config,
+        );
         assert_eq!(basic.method(), "POST");
         assert_eq!(basic.uri(), "https://idp.example/revoke");
         // RFC 6749, 2.3.1: the id and secret are form-encoded before Basic.
@@ -600,7 +675,7 @@ mod tests {
             &url,
             "at 1",
             "access_token",
-            &AuthType::RequestBody,
+            &RevocationAuth::Secret(AuthType::RequestBody),
             &config,
         );
         assert!(post.headers().get("authorization").is_none());

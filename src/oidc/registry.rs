@@ -3,28 +3,53 @@
 
 use std::sync::Arc;
 
-use super::{jwt, Provider};
-use crate::{config::Config, metrics::Metrics};
+use super::{jwt, ClientKeys, Provider};
+use crate::{
+    config::{ClientAuthMethod, Config, ConfigError},
+    metrics::Metrics,
+};
 
 pub struct Providers(Vec<Arc<Provider>>);
 
 impl Providers {
-    /// The providers of `config`, their calls counted in `metrics`.
-    pub fn new(config: &Config, metrics: &Arc<Metrics>) -> Self {
-        Self(
-            config
-                .providers
-                .iter()
-                .map(|p| {
-                    Arc::new(Provider::new(
-                        p.clone(),
-                        config.redirect_uri.clone(),
-                        config.public_origin.clone(),
-                        metrics.clone(),
-                    ))
-                })
-                .collect(),
-        )
+    /// The providers of `config`, their calls counted in `metrics`; with `private_key_jwt`,
+    /// their client keys read (or, without a key file, the development key made in `DATA_DIR`).
+    pub fn new(config: &Config, metrics: &Arc<Metrics>) -> Result<Self, ConfigError> {
+        let mut providers = Vec::new();
+        for p in &config.providers {
+            let keys = match p.client_auth {
+                ClientAuthMethod::PrivateKeyJwt if p.private_keys.is_empty() => {
+                    let path = config.data_dir.join(format!("client-key-{}.pem", p.id));
+                    Some(ClientKeys::development(&path).map_err(|e| {
+                        ConfigError::new("DATA_DIR", format!("{}: {e}", path.display()))
+                    })?)
+                }
+                ClientAuthMethod::PrivateKeyJwt => Some(
+                    ClientKeys::from_pems(&p.private_keys)
+                        .map_err(|e| ConfigError::new(&p.variable("PRIVATE_KEY_FILE"), e))?,
+                ),
+                _ => None,
+            };
+            providers.push(Arc::new(Provider::new(
+                p.clone(),
+                keys.map(Arc::new),
+                config.redirect_uri.clone(),
+                config.public_origin.clone(),
+                metrics.clone(),
+            )));
+        }
+        Ok(Self(providers))
+    }
+
+    /// The public keys of the app's clients (`private_key_jwt`), for `/.well-known/jwks.json`.
+    pub fn client_jwks(&self) -> serde_json::Value {
+        let keys: Vec<&serde_json::Value> = self
+            .0
+            .iter()
+            .filter_map(|p| p.client_keys())
+            .flat_map(|keys| keys.public_jwks())
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 
     /// Discovers every provider in the background, each on its own: one down or slow leaves the
@@ -86,7 +111,37 @@ mod tests {
             vars.get(name).map(|v| v.to_string())
         })
         .unwrap();
-        Providers::new(&config, &Arc::default())
+        Providers::new(&config, &Arc::default()).unwrap()
+    }
+
+    #[test]
+    fn a_key_file_that_is_no_key_stops_the_start_naming_its_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key.pem");
+        std::fs::write(
+            &file,
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
+        let file = file.display().to_string();
+        let vars: std::collections::HashMap<_, _> = [
+            ("OIDC_CLIENT_AUTH", "private_key_jwt"),
+            ("OIDC_PRIVATE_KEY_FILE", file.as_str()),
+        ]
+        .into_iter()
+        .collect();
+        let config = Config::from_lookup("127.0.0.1:3000".parse().unwrap(), |name| {
+            vars.get(name).map(|v| v.to_string())
+        })
+        .unwrap();
+        let Err(err) = Providers::new(&config, &Arc::default()) else {
+            panic!("a public key was taken for a private one");
+        };
+        let err = err.to_string();
+        assert!(
+            err.starts_with("OIDC_PRIVATE_KEY_FILE: key 1: a PEM \"PUBLIC KEY\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tower_sessions::session::Record;
 
-use crate::config::{parse_session_key, ConfigError, SessionKey};
+use crate::config::{development_file, parse_session_key, ConfigError, SessionKey};
 
 /// What marks a sealed value (and its format's version).
 const PREFIX: &str = "sealed1.";
@@ -164,7 +164,7 @@ fn key_id(key: &SessionKey) -> String {
 /// the directory share it; instances on several hosts need `SESSION_KEYS`.
 pub fn development_key(dir: &Path) -> Result<SessionKey, ConfigError> {
     let path = dir.join("session.key");
-    let failed = |e: std::io::Error| {
+    let (text, made) = development_file(&path, || STANDARD.encode(random_key())).map_err(|e| {
         ConfigError::new(
             "DATA_DIR",
             format!(
@@ -172,26 +172,13 @@ pub fn development_key(dir: &Path) -> Result<SessionKey, ConfigError> {
                 path.display()
             ),
         )
-    };
-    if !path.exists() {
-        std::fs::create_dir_all(dir).map_err(failed)?;
-        let key = random_key();
-        // Written aside and linked into place: the link fails if another instance made the
-        // file meanwhile, and then that one's key is the key.
-        let made = dir.join(format!("session.key.{}", std::process::id()));
-        write_private(&made, &STANDARD.encode(key)).map_err(failed)?;
-        let linked = std::fs::hard_link(&made, &path);
-        let _ = std::fs::remove_file(&made);
-        match linked {
-            Ok(()) => tracing::warn!(
-                path = %path.display(),
-                "SESSION_KEYS is not set: a development key was made to seal the tokens in sessions; set SESSION_KEYS in production, the same on every instance"
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(failed(e)),
-        }
+    })?;
+    if made {
+        tracing::warn!(
+            path = %path.display(),
+            "SESSION_KEYS is not set: a development key was made to seal the tokens in sessions; set SESSION_KEYS in production, the same on every instance"
+        );
     }
-    let text = std::fs::read_to_string(&path).map_err(failed)?;
     parse_session_key(&text).ok_or_else(|| {
         ConfigError::new(
             "DATA_DIR",
@@ -209,16 +196,6 @@ fn random_key() -> SessionKey {
         .fill(&mut key)
         .expect("the system's random numbers");
     key
-}
-
-/// Writes `text` to a new file that only its owner may read.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

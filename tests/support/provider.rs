@@ -103,6 +103,11 @@ pub struct Behaviour {
     pub revocation_delay: Option<std::time::Duration>,
     /// Overrides of the refreshed ID token's claims (`null` removes one).
     pub refresh_id_token_claims: Map<String, Value>,
+    /// The client authenticates with `private_key_jwt`, its assertions signed by these keys
+    /// (the app's `/.well-known/jwks.json`); its secret is then refused.
+    pub client_jwks: Option<Value>,
+    /// The `aud` a client assertion must name (by default the issuer).
+    pub assertion_audience: Option<String>,
 }
 
 impl Behaviour {
@@ -149,6 +154,10 @@ struct ProviderState {
     userinfo_requests: usize,
     /// How many userinfo calls still get a 401, whatever their token.
     userinfo_refusals: usize,
+    /// The claims of every client assertion taken, in order; their `jti`s, each usable once.
+    assertions: Vec<Value>,
+    /// Why client assertions were refused, in order.
+    assertion_refusals: Vec<String>,
 }
 
 pub struct TestProvider {
@@ -251,6 +260,16 @@ impl TestProvider {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         self.revoked()
+    }
+
+    /// The claims of the client assertions taken so far.
+    pub fn assertions(&self) -> Vec<Value> {
+        self.state.lock().unwrap().assertions.clone()
+    }
+
+    /// Why client assertions were refused so far.
+    pub fn assertion_refusals(&self) -> Vec<String> {
+        self.state.lock().unwrap().assertion_refusals.clone()
     }
 
     pub fn introspection_requests(&self) -> usize {
@@ -360,7 +379,13 @@ async fn discovery(State(p): State<Arc<Shared>>) -> Json<Value> {
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],
     });
-    merge(&mut document, &p.state.lock().unwrap().behaviour.discovery);
+    let state = p.state.lock().unwrap();
+    if state.behaviour.client_jwks.is_some() {
+        document["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
+        document["token_endpoint_auth_signing_alg_values_supported"] =
+            json!(["ES256", "PS256", "RS256"]);
+    }
+    merge(&mut document, &state.behaviour.discovery);
     Json(document)
 }
 
@@ -394,7 +419,7 @@ async fn token(
         let grant = form.get("code").and_then(|c| state.grants.remove(c));
         (grant, state.behaviour.clone())
     };
-    if !client_authenticated(&p, &headers) {
+    if !client_authenticated(&p, &headers, &form) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
@@ -543,19 +568,127 @@ fn note_traceparent(p: &Shared, headers: &HeaderMap) {
     }
 }
 
-/// Whether the request carries the app's client credentials (`client_secret_basic`).
-fn client_authenticated(p: &Shared, headers: &HeaderMap) -> bool {
-    let expected = format!(
-        "Basic {}",
-        STANDARD.encode(format!(
-            "{}:{}",
-            p.identity.client_id, p.identity.client_secret
-        ))
-    );
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        == Some(&expected)
+/// Whether the request authenticates the app's client: with its secret (`client_secret_basic`),
+/// or, when the client is registered with keys, with a client assertion (`private_key_jwt`),
+/// each of which is checked and noted (a refusal with why).
+fn client_authenticated(p: &Shared, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
+    let (jwks, audience) = {
+        let state = p.state.lock().unwrap();
+        let b = &state.behaviour;
+        (b.client_jwks.clone(), b.assertion_audience.clone())
+    };
+    let Some(jwks) = jwks else {
+        let expected = format!(
+            "Basic {}",
+            STANDARD.encode(format!(
+                "{}:{}",
+                p.identity.client_id, p.identity.client_secret
+            ))
+        );
+        return headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            == Some(&expected);
+    };
+    let audience = audience.unwrap_or_else(|| p.issuer.clone());
+    let checked = check_assertion(p, &jwks, &audience, headers, form);
+    let mut state = p.state.lock().unwrap();
+    match checked {
+        Ok(claims) => {
+            let jti = claims["jti"].clone();
+            if state.assertions.iter().any(|seen| seen["jti"] == jti) {
+                state.assertion_refusals.push("a jti used before".into());
+                return false;
+            }
+            state.assertions.push(claims);
+            true
+        }
+        Err(why) => {
+            state.assertion_refusals.push(why);
+            false
+        }
+    }
+}
+
+/// A client assertion's claims, when it is one the app's client signed for this provider.
+fn check_assertion(
+    p: &Shared,
+    jwks: &Value,
+    audience: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Value, String> {
+    use ring::signature;
+    if headers.contains_key(header::AUTHORIZATION) || form.contains_key("client_secret") {
+        return Err("a client secret was sent".into());
+    }
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return Err("no client_assertion_type".into());
+    }
+    let assertion = form.get("client_assertion").ok_or("no client_assertion")?;
+    let (input, signature) = assertion.rsplit_once('.').ok_or("not a JWT")?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|e| e.to_string())?;
+    let part = |n: usize| -> Result<Value, String> {
+        let text = input.split('.').nth(n).ok_or("not a JWT")?;
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    };
+    let (header, mut claims) = (part(0)?, part(1)?);
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == header["kid"]))
+        .ok_or("signed with a key the client did not publish")?;
+    let b64 = |name: &str| URL_SAFE_NO_PAD.decode(key[name].as_str().unwrap_or_default());
+    let verified = match header["alg"].as_str() {
+        Some("ES256") => {
+            let point = [
+                vec![4],
+                b64("x").unwrap_or_default(),
+                b64("y").unwrap_or_default(),
+            ]
+            .concat();
+            signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                .verify(input.as_bytes(), &signature)
+        }
+        Some(alg @ ("PS256" | "RS256")) => {
+            let key = signature::RsaPublicKeyComponents {
+                n: b64("n").unwrap_or_default(),
+                e: b64("e").unwrap_or_default(),
+            };
+            let params = if alg == "PS256" {
+                &signature::RSA_PSS_2048_8192_SHA256
+            } else {
+                &signature::RSA_PKCS1_2048_8192_SHA256
+            };
+            key.verify(params, input.as_bytes(), &signature)
+        }
+        other => return Err(format!("signed with {other:?}")),
+    };
+    verified.map_err(|_| "a bad signature".to_owned())?;
+    let client = p.identity.client_id;
+    if claims["iss"] != client || claims["sub"] != client {
+        return Err("iss or sub is not the client".into());
+    }
+    if form.get("client_id").is_some_and(|id| id != client) {
+        return Err("another client_id".into());
+    }
+    if claims["aud"] != audience {
+        return Err(format!("aud is {}, not {audience}", claims["aud"]));
+    }
+    let exp = claims["exp"].as_i64().ok_or("no exp")?;
+    if exp <= now() || exp > now() + 300 {
+        return Err("exp is past, or too far".into());
+    }
+    if !claims["jti"].is_string() {
+        return Err("no jti".into());
+    }
+    // Noted with its header, for the tests to see the key and algorithm.
+    claims["header"] = header;
+    Ok(claims)
 }
 
 /// RFC 7662 introspection, for the app's client: an access token it issued and that has not
@@ -565,11 +698,11 @@ async fn introspect(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let mut state = p.state.lock().unwrap();
-    state.introspection_requests += 1;
-    if !client_authenticated(&p, &headers) {
+    p.state.lock().unwrap().introspection_requests += 1;
+    if !client_authenticated(&p, &headers, &form) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
+    let state = p.state.lock().unwrap();
     let issued = form
         .get("token")
         .and_then(|token| state.access_tokens.get(token))
@@ -595,7 +728,7 @@ async fn revoke(
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    if !client_authenticated(&p, &headers) {
+    if !client_authenticated(&p, &headers, &form) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let Some(token) = form.get("token") else {
