@@ -1223,3 +1223,52 @@ fn every_page_has_a_content_security_policy_with_a_nonce_of_its_own() {
         }
     })
 }
+
+/// Pushed authorization requests (RFC 9126): with `PAR=auto` (the default) only when the
+/// provider requires them, with `PAR=always` whenever it offers them; the browser then carries
+/// the client id and the request's reference only. `PAR=always` at a provider without the
+/// endpoint is a misconfiguration the sign-in page names.
+#[test]
+fn authorization_requests_are_pushed_when_the_provider_requires_it_or_par_says_always() {
+    run(async {
+        let (app, provider) = app_and_provider().await;
+        let url = app.start_sign_in("/login").await;
+        assert!(!query_param(&url, "code_challenge").is_empty(), "{url}");
+        assert_eq!(provider.par_requests(), 0);
+
+        provider.set_behaviour(Behaviour {
+            require_par: true,
+            ..Behaviour::default()
+        });
+        // Restarted to discover what the provider now says.
+        let app = app.restart().await;
+        let url = app.start_sign_in("/login").await;
+        assert!(!query_param(&url, "request_uri").is_empty(), "{url}");
+        assert!(query_param(&url, "code_challenge").is_empty(), "{url}");
+        assert_eq!(
+            app.callback_for(&provider, &url).await.location.as_deref(),
+            Some("/profile")
+        );
+        assert_eq!(provider.par_requests(), 1);
+
+        provider.set_behaviour(Behaviour::default());
+        let app = app.restart_with(&[("OIDC_PAR", "always")]).await;
+        let other = app.in_another_browser();
+        assert_eq!(
+            other.sign_in(&provider).await.location.as_deref(),
+            Some("/profile")
+        );
+        assert_eq!(provider.par_requests(), 2);
+
+        provider.set_behaviour(Behaviour {
+            no_par_endpoint: true,
+            ..Behaviour::default()
+        });
+        let app = app.restart().await;
+        let refused = app.in_another_browser().get("/login").await;
+        assert_eq!(
+            refused.location.as_deref(),
+            Some("/signin?error=provider_misconfigured")
+        );
+    })
+}

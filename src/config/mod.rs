@@ -16,7 +16,7 @@ use url::Url;
 
 mod providers;
 pub use providers::{
-    AssertionAudience, ClientAuthMethod, ProviderConfig, DEFAULT_ID, DEV_CLIENT_ID,
+    AssertionAudience, ClientAuthMethod, ParMode, ProviderConfig, DEFAULT_ID, DEV_CLIENT_ID,
     DEV_CLIENT_SECRET, DEV_ISSUER,
 };
 

@@ -41,6 +41,7 @@ pub struct ProviderConfig {
     /// first signs, all are published). None: a development key kept in `DATA_DIR`.
     pub private_keys: Vec<String>,
     pub assertion_audience: AssertionAudience,
+    pub par: ParMode,
     /// Scopes requested beyond `openid` (which is always sent).
     pub scopes: Vec<String>,
     /// Tolerance for clock differences with the provider (`exp`, `iat`, `nbf`).
@@ -88,6 +89,19 @@ pub enum AssertionAudience {
     #[default]
     Issuer,
     TokenEndpoint,
+}
+
+/// When sign-ins go by a pushed authorization request (RFC 9126, `OIDC_<ID>_PAR`): the
+/// authorization request is posted to the provider first, and the browser carries only its
+/// reference (`client_id` and `request_uri`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ParMode {
+    /// When the provider requires it (`require_pushed_authorization_requests`).
+    #[default]
+    Auto,
+    /// Whenever the provider offers it; a provider that does not is misconfigured for this app.
+    Always,
+    Never,
 }
 
 /// The start of the variables of provider `id`, one of several: `OIDC_<ID>_`.
@@ -256,20 +270,15 @@ fn provider(
             .collect::<Result<_, _>>()?,
     };
 
-    let client_auth = match setting("CLIENT_AUTH") {
-        None => ClientAuthMethod::Auto,
-        Some((var_name, value)) => match value.trim() {
-            "client_secret_basic" => ClientAuthMethod::SecretBasic,
-            "client_secret_post" => ClientAuthMethod::SecretPost,
-            "private_key_jwt" => ClientAuthMethod::PrivateKeyJwt,
-            other => {
-                return Err(ConfigError::new(
-                    &var_name,
-                    format!("\"{other}\" is none of client_secret_basic, client_secret_post, private_key_jwt"),
-                ))
-            }
-        },
-    };
+    let client_auth = choice(
+        setting("CLIENT_AUTH"),
+        &[
+            ("client_secret_basic", ClientAuthMethod::SecretBasic),
+            ("client_secret_post", ClientAuthMethod::SecretPost),
+            ("private_key_jwt", ClientAuthMethod::PrivateKeyJwt),
+        ],
+        ClientAuthMethod::Auto,
+    )?;
     let client_secret = match (client_auth, client_secret) {
         (ClientAuthMethod::PrivateKeyJwt, _) => String::new(),
         (_, Some(secret)) => secret,
@@ -289,19 +298,23 @@ fn provider(
             })
             .collect::<Result<_, _>>()?,
     };
-    let assertion_audience = match setting("ASSERTION_AUD") {
-        None => AssertionAudience::Issuer,
-        Some((var_name, value)) => match value.trim() {
-            "issuer" => AssertionAudience::Issuer,
-            "token_endpoint" => AssertionAudience::TokenEndpoint,
-            other => {
-                return Err(ConfigError::new(
-                    &var_name,
-                    format!("\"{other}\" is neither issuer nor token_endpoint"),
-                ))
-            }
-        },
-    };
+    let assertion_audience = choice(
+        setting("ASSERTION_AUD"),
+        &[
+            ("issuer", AssertionAudience::Issuer),
+            ("token_endpoint", AssertionAudience::TokenEndpoint),
+        ],
+        AssertionAudience::Issuer,
+    )?;
+    let par = choice(
+        setting("PAR"),
+        &[
+            ("auto", ParMode::Auto),
+            ("always", ParMode::Always),
+            ("never", ParMode::Never),
+        ],
+        ParMode::Auto,
+    )?;
 
     let timeout = seconds("TIMEOUT_SECONDS", 10)?;
     if timeout.is_zero() {
@@ -320,6 +333,7 @@ fn provider(
         client_auth,
         private_keys,
         assertion_audience,
+        par,
         scopes: scopes.into_iter().filter(|s| s != "openid").collect(),
         clock_skew: seconds("CLOCK_SKEW_SECONDS", 60)?,
         timeout,
@@ -331,6 +345,28 @@ fn provider(
         client_id: ClientId::new(client_id),
         require_claims,
     })
+}
+
+/// The value a setting (its variable and text) names among `choices`; `default` when unset.
+fn choice<T: Copy>(
+    setting: Option<(String, String)>,
+    choices: &[(&str, T)],
+    default: T,
+) -> Result<T, ConfigError> {
+    let Some((var_name, text)) = setting else {
+        return Ok(default);
+    };
+    choices
+        .iter()
+        .find(|(name, _)| *name == text.trim())
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            ConfigError::new(
+                &var_name,
+                format!("\"{}\" is none of {}", text.trim(), names.join(", ")),
+            )
+        })
 }
 
 /// The items of a comma-separated setting, trimmed, blanks left out.
@@ -405,10 +441,14 @@ mod tests {
         let p = &providers(&with).unwrap()[0];
         assert!(p.private_keys[0].starts_with("-----BEGIN EC PRIVATE KEY-----"));
         assert_eq!(p.assertion_audience, AssertionAudience::TokenEndpoint);
+        assert_eq!(p.par, ParMode::Auto);
+        let always = [&jwt[..], &[("OIDC_OKTA_PAR", "always")]].concat();
+        assert_eq!(providers(&always).unwrap()[0].par, ParMode::Always);
         for (name, value) in [
             ("OIDC_OKTA_CLIENT_AUTH", "mtls"),
             ("OIDC_OKTA_ASSERTION_AUD", "everyone"),
             ("OIDC_OKTA_PRIVATE_KEY_FILE", "/nowhere/key.pem"),
+            ("OIDC_OKTA_PAR", "sometimes"),
         ] {
             let err = providers(&[&jwt[..], &[(name, value)]].concat())
                 .unwrap_err()

@@ -75,6 +75,10 @@ pub(super) struct ExtraMetadata {
     authorization_response_iss_parameter_supported: bool,
     introspection_endpoint: Option<IntrospectionUrl>,
     revocation_endpoint: Option<RevocationUrl>,
+    /// RFC 9126: where authorization requests are pushed, and whether they must be.
+    pushed_authorization_request_endpoint: Option<url::Url>,
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -109,6 +113,9 @@ pub(super) struct Metadata {
     pub iss_parameter_supported: bool,
     /// What the provider takes client assertions signed with (none said: anything).
     pub assertion_algs: Vec<String>,
+    /// RFC 9126: where authorization requests are pushed, and whether the provider requires it.
+    pub par: Option<url::Url>,
+    pub par_required: bool,
     fetched_at: Instant,
 }
 
@@ -261,6 +268,13 @@ impl Discovery {
             .authorization_response_iss_parameter_supported;
         let introspection = extra.additional_metadata.introspection_endpoint.clone();
         let revocation = extra.additional_metadata.revocation_endpoint.clone();
+        let par = extra
+            .additional_metadata
+            .pushed_authorization_request_endpoint
+            .clone();
+        let par_required = extra
+            .additional_metadata
+            .require_pushed_authorization_requests;
         let jwks = jwk::key_set(metadata.jwks());
         let jwks_uri = metadata.jwks_uri().clone();
         let client = CoreClient::from_provider_metadata(
@@ -280,6 +294,8 @@ impl Discovery {
             revocation,
             iss_parameter_supported,
             assertion_algs,
+            par,
+            par_required,
             fetched_at: Instant::now(),
         })
     }
@@ -327,6 +343,8 @@ impl Discovery {
             revocation: current.revocation.clone(),
             iss_parameter_supported: current.iss_parameter_supported,
             assertion_algs: current.assertion_algs.clone(),
+            par: current.par.clone(),
+            par_required: current.par_required,
             fetched_at: current.fetched_at,
         });
         *self.current.write().await = Some(fresh.clone());

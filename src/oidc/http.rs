@@ -44,6 +44,8 @@ pub(super) enum Endpoint {
     Userinfo,
     Introspection,
     Revocation,
+    /// Pushed authorization requests (RFC 9126).
+    Par,
 }
 
 impl Endpoint {
@@ -55,6 +57,7 @@ impl Endpoint {
             Self::Userinfo => "userinfo",
             Self::Introspection => "introspection",
             Self::Revocation => "revocation",
+            Self::Par => "par",
         }
     }
 }

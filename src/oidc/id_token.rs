@@ -208,6 +208,7 @@ pub(super) mod tests {
             client_auth: Default::default(),
             private_keys: vec![],
             assertion_audience: Default::default(),
+            par: Default::default(),
             scopes: vec![],
             clock_skew: Duration::from_secs(60),
             timeout: Duration::from_secs(10),

@@ -14,8 +14,7 @@ use openidconnect::{
     AccessToken, AsyncHttpClient, AuthType, AuthenticationContextClass, AuthorizationCode,
     CsrfToken, HttpRequest, LogoutRequest, Nonce, NonceVerifier, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl, RefreshToken,
-    RequestTokenError, RevocationUrl, Scope, StandardErrorResponse, TokenResponse, UserInfoClaims,
-    UserInfoError,
+    RequestTokenError, Scope, StandardErrorResponse, TokenResponse, UserInfoClaims, UserInfoError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,7 +31,7 @@ use super::{
 };
 use crate::{
     claims::ClaimRule,
-    config::{AssertionAudience, ProviderConfig},
+    config::{AssertionAudience, ParMode, ProviderConfig},
     metrics::Metrics,
 };
 
@@ -89,6 +88,82 @@ impl Provider {
         )
         .map(Some)
         .map_err(OidcError::Misconfigured)
+    }
+
+    /// How a request made by hand authenticates the client.
+    fn client_authentication(
+        &self,
+        metadata: &Metadata,
+    ) -> Result<ClientAuthentication, OidcError> {
+        Ok(match self.client_assertion(metadata)? {
+            Some(assertion) => ClientAuthentication::Assertion(assertion),
+            None => ClientAuthentication::Secret(metadata.client.auth_type().clone()),
+        })
+    }
+
+    /// Where this sign-in's authorization request is pushed first (RFC 9126), if it is: as
+    /// `PAR` says, and always when the provider requires it.
+    fn par_endpoint<'m>(&self, metadata: &'m Metadata) -> Result<Option<&'m Url>, OidcError> {
+        let missing = |why: String| {
+            Err(OidcError::Misconfigured(format!(
+                "{why}, but the provider's metadata names no pushed_authorization_request_endpoint"
+            )))
+        };
+        match (self.config.par, &metadata.par) {
+            (ParMode::Always, None) => missing(format!("{} is always", self.variable("PAR"))),
+            (_, None) if metadata.par_required => {
+                missing("the provider requires pushed authorization requests".into())
+            }
+            (ParMode::Always, Some(endpoint)) => Ok(Some(endpoint)),
+            (_, Some(endpoint)) if metadata.par_required => Ok(Some(endpoint)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Pushes the authorization request that `url` carries to `endpoint`, authenticated as the
+    /// client; the browser then goes to the authorization endpoint with the client id and the
+    /// request's reference (`request_uri`) only.
+    async fn push(&self, metadata: &Metadata, endpoint: &Url, url: &Url) -> Result<Url, OidcError> {
+        let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let params: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let auth = self.client_authentication(metadata)?;
+        let request = client_post(endpoint.as_str(), &params, &auth, &self.config);
+        let answer = self
+            .discovery
+            .http
+            .bounded(Endpoint::Par, self.discovery.http.client.call(request))
+            .await?
+            .map_err(|e| {
+                OidcError::Unavailable(format!("pushed authorization request: {}", error_chain(&e)))
+            })?;
+        let status = answer.status();
+        let body: Value = serde_json::from_slice(answer.body()).unwrap_or_default();
+        if status.is_server_error() {
+            return Err(OidcError::Unavailable(format!(
+                "the pushed authorization request was answered {status}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(OidcError::Misconfigured(format!(
+                "the provider refused the pushed authorization request: {} {}",
+                body["error"].as_str().unwrap_or("(no error)"),
+                body["error_description"].as_str().unwrap_or_default()
+            )));
+        }
+        let request_uri = body["request_uri"].as_str().ok_or_else(|| {
+            OidcError::Unavailable(
+                "the pushed authorization request's answer has no request_uri".into(),
+            )
+        })?;
+        let mut browser = metadata.client.auth_uri().url().clone();
+        browser
+            .query_pairs_mut()
+            .append_pair("client_id", self.config.client_id.as_str())
+            .append_pair("request_uri", request_uri);
+        Ok(browser)
     }
 
     pub fn id(&self) -> &str {
@@ -170,6 +245,10 @@ impl Provider {
             request = request.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let url = match self.par_endpoint(&metadata)? {
+            Some(endpoint) => self.push(&metadata, endpoint, &url).await?,
+            None => url,
+        };
         let pending = PendingSignIn {
             provider: self.config.id.clone(),
             state: state.into_secret(),
@@ -401,11 +480,9 @@ impl Provider {
         for (token, hint) in tokens {
             // By hand: openidconnect refuses a revocation endpoint without https, which the
             // bundled provider (on loopback, for development) does not have.
-            let auth = match self.client_assertion(&metadata)? {
-                Some(assertion) => RevocationAuth::Assertion(assertion),
-                None => RevocationAuth::Secret(metadata.client.auth_type().clone()),
-            };
-            let request = revocation_request(&url, token, hint, &auth, &self.config);
+            let params = [("token", token), ("token_type_hint", hint)];
+            let auth = self.client_authentication(&metadata)?;
+            let request = client_post(url.as_str(), &params, &auth, &self.config);
             let answer = self
                 .discovery
                 .http
@@ -553,8 +630,9 @@ fn has_id_token(body: &[u8]) -> bool {
         .is_ok_and(|v| v.get("id_token").is_some_and(Value::is_string))
 }
 
-/// How a revocation request authenticates the client: as the token endpoint's requests do.
-enum RevocationAuth {
+/// How a request made by hand (revocation, a pushed authorization request) authenticates the
+/// client: as the token endpoint's requests do.
+enum ClientAuthentication {
     /// The client secret (RFC 6749, 2.3.1): HTTP Basic of the form-encoded id and secret, or
     /// both in the body.
     Secret(AuthType),
@@ -562,40 +640,44 @@ enum RevocationAuth {
     Assertion(String),
 }
 
-/// An RFC 7009 revocation request for `token`, with the client authentication the token
-/// endpoint gets.
-fn revocation_request(
-    url: &RevocationUrl,
-    token: &str,
-    hint: &str,
-    auth: &RevocationAuth,
+/// A form POST of `params` to `url`, authenticated as the client. The client id goes in the
+/// body once: when `params` have it, or the authentication puts it there.
+fn client_post(
+    url: &str,
+    params: &[(&str, &str)],
+    auth: &ClientAuthentication,
     config: &ProviderConfig,
 ) -> HttpRequest {
     let encode =
         |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     let (id, secret) = (config.client_id.as_str(), config.client_secret.secret());
     let mut body = url::form_urlencoded::Serializer::new(String::new());
-    body.append_pair("token", token)
-        .append_pair("token_type_hint", hint);
+    for (name, value) in params.iter().filter(|(name, _)| *name != "client_id") {
+        body.append_pair(name, value);
+    }
+    let id_in_params = params.iter().any(|(name, _)| *name == "client_id");
     let mut request = openidconnect::http::Request::builder()
         .method(openidconnect::http::Method::POST)
-        .uri(url.as_str())
+        .uri(url)
         .header(
             openidconnect::http::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
         .header(openidconnect::http::header::ACCEPT, "application/json");
     match auth {
-        RevocationAuth::Assertion(assertion) => {
+        ClientAuthentication::Assertion(assertion) => {
             body.append_pair("client_id", id)
                 .append_pair("client_assertion_type", ASSERTION_TYPE)
                 .append_pair("client_assertion", assertion);
         }
-        RevocationAuth::Secret(AuthType::RequestBody) => {
+        ClientAuthentication::Secret(AuthType::RequestBody) => {
             body.append_pair("client_id", id)
                 .append_pair("client_secret", secret);
         }
-        RevocationAuth::Secret(_) => {
+        ClientAuthentication::Secret(_) => {
+            if id_in_params {
+                body.append_pair("client_id", id);
+            }
             let basic = STANDARD.encode(format!("{}:{}", encode(id), encode(secret)));
             request = request.header(
                 openidconnect::http::header::AUTHORIZATION,
@@ -650,16 +732,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_revocation_request_authenticates_as_the_token_endpoint_does() {
-        let url = RevocationUrl::new("https://idp.example/revoke".into()).unwrap();
+    fn a_request_made_by_hand_authenticates_as_the_token_endpoint_does() {
+        let url = "https://idp.example/revoke";
         let mut config = crate::oidc::id_token::tests::config();
         config.client_id = openidconnect::ClientId::new("app:1".into());
         config.client_secret = openidconnect::ClientSecret::new("s&cret".into());
-        let basic = revocation_request(
-            &url,
-            "rt-1",
-            "refresh_token",
-            &RevocationAuth::Secret(AuthType::BasicAuth),
+        let revoke = [("token", "rt-1"), ("token_type_hint", "refresh_token")];
+        let basic = client_post(
+            url,
+            &revoke,
+            &ClientAuthentication::Secret(AuthType::BasicAuth),
             &config,
         );
         assert_eq!(basic.method(), "POST");
@@ -671,17 +753,37 @@ mod tests {
             format!("Basic {expected}")
         );
         assert_eq!(basic.body(), b"token=rt-1&token_type_hint=refresh_token");
-        let post = revocation_request(
-            &url,
-            "at 1",
-            "access_token",
-            &RevocationAuth::Secret(AuthType::RequestBody),
+        let body = |request: HttpRequest| String::from_utf8(request.body().clone()).unwrap();
+        let revoke = [("token", "at 1"), ("token_type_hint", "access_token")];
+        let post = client_post(
+            url,
+            &revoke,
+            &ClientAuthentication::Secret(AuthType::RequestBody),
             &config,
         );
         assert!(post.headers().get("authorization").is_none());
         assert_eq!(
-            String::from_utf8(post.body().clone()).unwrap(),
+            body(post),
             "token=at+1&token_type_hint=access_token&client_id=app%3A1&client_secret=s%26cret"
+        );
+        // An authorization request's own client_id is sent once, whatever the authentication.
+        let pushed = [("response_type", "code"), ("client_id", "app:1")];
+        let with_basic = client_post(
+            url,
+            &pushed,
+            &ClientAuthentication::Secret(AuthType::BasicAuth),
+            &config,
+        );
+        assert_eq!(body(with_basic), "response_type=code&client_id=app%3A1");
+        let asserted = client_post(
+            url,
+            &pushed,
+            &ClientAuthentication::Assertion("jwt".into()),
+            &config,
+        );
+        assert_eq!(
+            body(asserted),
+            "response_type=code&client_id=app%3A1&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=jwt"
         );
     }
 

@@ -317,8 +317,7 @@ impl TestApp {
 
     /// The provider's redirect back for the sign-in that `authorize` started.
     pub async fn callback_for(&self, provider: &TestProvider, authorize: &str) -> Page {
-        let code = provider.authorize(authorize);
-        let state = query_param(authorize, "state");
+        let (code, state) = provider.redirect_back(authorize);
         self.get(&format!(
             "/authorization-code/callback?code={code}&state={state}"
         ))

@@ -108,6 +108,11 @@ pub struct Behaviour {
     pub client_jwks: Option<Value>,
     /// The `aud` a client assertion must name (by default the issuer).
     pub assertion_audience: Option<String>,
+    /// Require pushed authorization requests (RFC 9126): a request in the browser's URL is
+    /// refused.
+    pub require_par: bool,
+    /// Offer no pushed authorization request endpoint.
+    pub no_par_endpoint: bool,
 }
 
 impl Behaviour {
@@ -158,6 +163,9 @@ struct ProviderState {
     assertions: Vec<Value>,
     /// Why client assertions were refused, in order.
     assertion_refusals: Vec<String>,
+    /// Pushed authorization requests, by their `request_uri`, until used.
+    pushed: HashMap<String, HashMap<String, String>>,
+    par_requests: usize,
 }
 
 pub struct TestProvider {
@@ -204,6 +212,7 @@ impl TestProvider {
             .route("/userinfo", get(userinfo))
             .route("/introspect", post(introspect))
             .route("/revoke", post(revoke))
+            .route("/par", post(par))
             .with_state(shared);
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         Self {
@@ -262,6 +271,11 @@ impl TestProvider {
         self.revoked()
     }
 
+    /// How many authorization requests were pushed (RFC 9126).
+    pub fn par_requests(&self) -> usize {
+        self.state.lock().unwrap().par_requests
+    }
+
     /// The claims of the client assertions taken so far.
     pub fn assertions(&self) -> Vec<Value> {
         self.state.lock().unwrap().assertions.clone()
@@ -316,8 +330,24 @@ impl TestProvider {
     /// What the provider's login and consent pages would do: takes the app's authorization
     /// URL, checks it, and returns the code the provider redirects back with.
     pub fn authorize(&self, authorization_url: &str) -> String {
+        self.redirect_back(authorization_url).0
+    }
+
+    /// As [`TestProvider::authorize`]: the code, and the `state` the redirect back carries (a
+    /// pushed request's own, when the browser's URL only refers to it).
+    pub fn redirect_back(&self, authorization_url: &str) -> (String, String) {
         let url = Url::parse(authorization_url).unwrap();
-        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let mut q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        // A pushed request: the browser carries its reference and the client id only.
+        if let Some(request_uri) = q.get("request_uri").cloned() {
+            assert_eq!(q.len(), 2, "more than client_id and request_uri: {q:?}");
+            let pushed = self.state.lock().unwrap().pushed.remove(&request_uri);
+            let pushed = pushed.expect("a request_uri this provider gave, used once");
+            assert_eq!(pushed["client_id"], q["client_id"]);
+            q = pushed;
+        } else if self.state.lock().unwrap().behaviour.require_par {
+            panic!("the provider requires pushed authorization requests: {authorization_url}");
+        }
         assert_eq!(q["response_type"], "code");
         assert_eq!(q["client_id"], self.identity.client_id);
         assert_eq!(q["code_challenge_method"], "S256");
@@ -358,7 +388,7 @@ impl TestProvider {
                 acr,
             },
         );
-        code
+        (code, q["state"].clone())
     }
 }
 
@@ -380,6 +410,10 @@ async fn discovery(State(p): State<Arc<Shared>>) -> Json<Value> {
         "code_challenge_methods_supported": ["S256"],
     });
     let state = p.state.lock().unwrap();
+    if !state.behaviour.no_par_endpoint {
+        document["pushed_authorization_request_endpoint"] = json!(format!("{i}/par"));
+    }
+    document["require_pushed_authorization_requests"] = json!(state.behaviour.require_par);
     if state.behaviour.client_jwks.is_some() {
         document["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
         document["token_endpoint_auth_signing_alg_values_supported"] =
@@ -715,6 +749,37 @@ async fn introspect(
         .into_response(),
         None => Json(json!({ "active": false })).into_response(),
     }
+}
+
+/// RFC 9126: a pushed authorization request from the app's client, kept for one use by its
+/// `request_uri`.
+async fn par(
+    State(p): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    p.state.lock().unwrap().par_requests += 1;
+    if !client_authenticated(&p, &headers, &form) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if form.get("client_id").map(String::as_str) != Some(p.identity.client_id) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let request: HashMap<String, String> = form
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("client_assertion") && name != "client_secret")
+        .collect();
+    let request_uri = format!("urn:ietf:params:oauth:request_uri:{}", unique_name());
+    p.state
+        .lock()
+        .unwrap()
+        .pushed
+        .insert(request_uri.clone(), request);
+    (
+        StatusCode::CREATED,
+        Json(json!({ "request_uri": request_uri, "expires_in": 60 })),
+    )
+        .into_response()
 }
 
 /// RFC 7009 revocation, for the app's client: the token stops working (a refresh token can no
