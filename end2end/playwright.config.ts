@@ -67,7 +67,9 @@ export default defineConfig({
         OIDC_GLOBEX_LABEL: 'Globex',
         OIDC_GLOBEX_ISSUER: GLOBEX,
         OIDC_GLOBEX_CLIENT_ID: 'leptos-oidc-globex',
-        OIDC_GLOBEX_CLIENT_SECRET: 'leptos-oidc-globex-secret',
+        // Globex is the high-assurance provider: private_key_jwt (the app's development key,
+        // which Globex fetches from /.well-known/jwks.json), and PAR, which it requires.
+        OIDC_GLOBEX_CLIENT_AUTH: 'private_key_jwt',
         // Only Globex's admins (Carol, not Dave) may sign in there: the claim rule's refusal.
         OIDC_GLOBEX_REQUIRE_CLAIM: 'groups:admins',
         DATABASE_URL: 'sqlite:data/e2e.db',

@@ -30,8 +30,10 @@ if [ -z "${OIDC_ISSUER:-}" ] && [ -z "${OIDC_PROVIDERS:-}" ]; then
   export OIDC_PROVIDERS=acme,globex
   export OIDC_ACME_LABEL="Acme Corp" OIDC_ACME_ISSUER=http://127.0.0.1:4000 \
     OIDC_ACME_CLIENT_ID=leptos-oidc-demo OIDC_ACME_CLIENT_SECRET=leptos-oidc-demo-secret
+  # Globex takes private_key_jwt (the app's development key, at /.well-known/jwks.json) and
+  # pushed authorization requests only.
   export OIDC_GLOBEX_LABEL=Globex OIDC_GLOBEX_ISSUER=http://127.0.0.1:4001 \
-    OIDC_GLOBEX_CLIENT_ID=leptos-oidc-globex OIDC_GLOBEX_CLIENT_SECRET=leptos-oidc-globex-secret
+    OIDC_GLOBEX_CLIENT_ID=leptos-oidc-globex OIDC_GLOBEX_CLIENT_AUTH=private_key_jwt
   cat <<'BANNER'
 
   ┌──────────────────────────────────────────────────────────────────┐

@@ -1,6 +1,7 @@
 // The bundled OpenID provider for development and tests: npm's oidc-provider (OpenID Certified),
 // serving two issuers, "Acme Corp" and "Globex", each with its own registered client for the
-// app, its own demo users, and its own login and consent pages.
+// app, its own demo users, and its own login and consent pages. Acme's client has a secret;
+// Globex's authenticates with private_key_jwt and must push its authorization requests (PAR).
 //
 // Environment (all optional):
 //   PROVIDER_PORT       Acme's port (4000)
@@ -76,9 +77,16 @@ const TENANTS = [
     users: ACME_USERS, keysFile, cookiePrefix: 'acme', autoSignIn,
   },
   {
+    // High assurance: the app's client proves itself with private_key_jwt (its keys fetched
+    // from the app's /.well-known/jwks.json), and every authorization request is pushed (PAR).
     name: 'Globex', port: globexPort, accent: '#0b6b50',
     issuer: `http://127.0.0.1:${globexPort}`,
-    client: { client_id: 'leptos-oidc-globex', client_secret: 'leptos-oidc-globex-secret' },
+    client: {
+      client_id: 'leptos-oidc-globex',
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks_uri: `${appUrl}/.well-known/jwks.json`,
+    },
+    requirePar: true,
     users: GLOBEX_USERS, keysFile: join(dirname(keysFile), `globex-${basename(keysFile)}`),
     cookiePrefix: 'globex', autoSignIn: '',
   },
@@ -119,7 +127,6 @@ function configuration(tenant) {
   const { client, users } = tenant;
   return {
     clients: [{
-      ...client,
       client_name: 'Leptos OIDC demo',
       redirect_uris: [`${appUrl}/authorization-code/callback`],
       post_logout_redirect_uris: [`${appUrl}/`],
@@ -130,6 +137,8 @@ function configuration(tenant) {
       grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
+      // The tenant's own: its client id, and its secret or how it authenticates instead.
+      ...client,
     }, {
       // Another service, whose tokens the app's API does not take unless API_CLIENTS names it.
       client_id: `${client.client_id}-reports`,
@@ -187,6 +196,8 @@ function configuration(tenant) {
         },
       },
       clientCredentials: { enabled: true },
+      // RFC 9126: Globex takes authorization requests only pushed, which its metadata says.
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: Boolean(tenant.requirePar) },
       // The app revokes a signed-out session's tokens (RFC 7009).
       revocation: { enabled: true },
       resourceIndicators: {
