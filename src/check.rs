@@ -87,11 +87,31 @@ pub async fn run() -> bool {
                     provider.issuer()
                 ),
             ),
-            Some(Err(e)) => report.line(
-                false,
-                format!("{variable}: {}", explain(&e, provider.issuer())),
-            ),
-            None => report.line(false, format!("{variable}: no answer within {BOUND:?}")),
+            Some(Err(e)) => {
+                report.line(
+                    false,
+                    format!("{variable}: {}", explain(&e, provider.issuer())),
+                );
+                continue;
+            }
+            None => {
+                report.line(false, format!("{variable}: no answer within {BOUND:?}"));
+                continue;
+            }
+        }
+        // What the provider's metadata says of the client's authentication and of PAR, as
+        // configured: a line each when they are used, or wrong.
+        let (auth, par) = (provider.variable("CLIENT_AUTH"), provider.variable("PAR"));
+        for (variable, checked) in [
+            (auth, bounded(provider.check_client_auth()).await),
+            (par, bounded(provider.check_par()).await),
+        ] {
+            match checked {
+                Some(Ok(Some(line))) => report.line(true, format!("{variable}: {line}")),
+                Some(Ok(None)) => {}
+                Some(Err(e)) => report.line(false, format!("{variable}: {e}")),
+                None => report.line(false, format!("{variable}: no answer within {BOUND:?}")),
+            }
         }
     }
     report.ok

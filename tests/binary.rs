@@ -644,3 +644,65 @@ fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
         }
     })
 }
+
+/// `check` says how the client authenticates and whether sign-ins are pushed, and fails,
+/// naming the variable, when the provider will not take it: assertions signed with an
+/// algorithm it does not list, or PAR always at a provider without the endpoint.
+#[test]
+fn check_tells_of_client_authentication_and_par_and_what_the_provider_will_not_take() {
+    support::run(async {
+        let provider = support::TestProvider::start().await;
+        let algs = |algs: serde_json::Value| support::Behaviour {
+            // Keys of its own: the provider then advertises private_key_jwt.
+            client_jwks: Some(serde_json::json!({ "keys": [] })),
+            discovery:
+                serde_json::json!({ "token_endpoint_auth_signing_alg_values_supported": algs })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ..support::Behaviour::default()
+        };
+        let vars = |par: &'static str| {
+            vec![
+                ("OIDC_ISSUER", provider.issuer.clone()),
+                ("OIDC_CLIENT_ID", support::CLIENT_ID.to_owned()),
+                ("OIDC_CLIENT_AUTH", "private_key_jwt".to_owned()),
+                ("OIDC_PAR", par.to_owned()),
+            ]
+        };
+        let run_check = |vars: Vec<(&'static str, String)>| async move {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            check(&vars).await
+        };
+
+        provider.set_behaviour(algs(serde_json::json!(["ES256", "PS256"])));
+        let (ok, lines) = run_check(vars("always")).await;
+        assert!(ok, "{lines:#?}");
+        let said = |start: &str| lines.iter().find(|l| l.contains(start)).cloned();
+        assert!(
+            said("OIDC_CLIENT_AUTH: private_key_jwt: assertions signed with ES256 by key")
+                .is_some(),
+            "{lines:#?}"
+        );
+        assert!(
+            said("OIDC_PAR: authorization requests are pushed to").is_some(),
+            "{lines:#?}"
+        );
+
+        provider.set_behaviour(support::Behaviour {
+            no_par_endpoint: true,
+            ..algs(serde_json::json!(["PS256"]))
+        });
+        let (ok, lines) = run_check(vars("always")).await;
+        assert!(!ok, "{lines:#?}");
+        let failed = |start: &str| {
+            lines
+                .iter()
+                .find(|l| l.starts_with("error") && l.contains(start))
+                .cloned()
+                .unwrap_or_else(|| panic!("no failed {start} line: {lines:#?}"))
+        };
+        assert!(failed("OIDC_CLIENT_AUTH:").contains("PS256"));
+        assert!(failed("OIDC_PAR:").contains("OIDC_PAR is always"));
+    })
+}

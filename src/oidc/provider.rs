@@ -201,6 +201,37 @@ impl Provider {
         Ok(metadata.jwks.keys().len())
     }
 
+    /// How its client authenticates, checked against the provider's metadata (for `check`):
+    /// `None` with the client secret; with `private_key_jwt`, the key that signs and how, or
+    /// why the provider will not take its assertions.
+    pub async fn check_client_auth(&self) -> Result<Option<String>, OidcError> {
+        let Some(keys) = &self.client_keys else {
+            return Ok(None);
+        };
+        let metadata = self.discovery.metadata().await?;
+        let assertion = self
+            .client_assertion(&metadata)?
+            .expect("a client with keys makes assertions");
+        let header = jwt::Compact::parse(&assertion)
+            .map(|c| c.header)
+            .unwrap_or_default();
+        Ok(Some(format!(
+            "private_key_jwt: assertions signed with {} by key {} of the {} published at /.well-known/jwks.json",
+            header["alg"].as_str().unwrap_or_default(),
+            header["kid"].as_str().unwrap_or_default(),
+            keys.public_jwks().count()
+        )))
+    }
+
+    /// Whether its sign-ins are pushed (PAR), checked against the provider's metadata (for
+    /// `check`): `Some` when they are, or why they cannot be as configured.
+    pub async fn check_par(&self) -> Result<Option<String>, OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        Ok(self
+            .par_endpoint(&metadata)?
+            .map(|endpoint| format!("authorization requests are pushed to {endpoint}")))
+    }
+
     /// The variable its setting `name` is read from (`OIDC_ACME_ISSUER`, say).
     pub fn variable(&self, name: &str) -> String {
         self.config.variable(name)
