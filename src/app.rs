@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     hooks::use_query_map,
@@ -33,6 +33,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                // In the shell, rendered on the server only: nothing of it in the WASM. The id
+                // is what `cargo leptos watch` finds to reload the styles.
+                <link id="leptos" rel="stylesheet" href="/pkg/leptos_oidc.css" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -54,7 +57,6 @@ pub fn App() -> impl IntoView {
     provide_context(VisitResource(load(Load::Visit)));
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/leptos_oidc.css" />
         <Title formatter=|page: String| format!("{page} · Leptos OIDC") />
         <Router>
             <Header />

@@ -49,16 +49,13 @@ pub fn set_for_page(options: &leptos::config::LeptosOptions, form_targets: &[Str
     }
 }
 
-/// The live-reload socket's source while `cargo leptos watch` runs (as Leptos's `AutoReload`
-/// decides), on the host the page was loaded from.
+/// The live-reload socket's sources while `cargo leptos watch` runs (as Leptos's `AutoReload`
+/// decides), on the host the page was loaded from: `ws:`, or `wss:` for a page served over
+/// https, as its script picks.
 fn live_reload(options: &leptos::config::LeptosOptions) -> Option<String> {
     std::env::var("LEPTOS_WATCH").ok()?;
     let port = options.reload_external_port.unwrap_or(options.reload_port);
-    let scheme = match options.reload_ws_protocol {
-        leptos::config::ReloadWSProtocol::WS => "ws",
-        leptos::config::ReloadWSProtocol::WSS => "wss",
-    };
-    Some(format!("{scheme}://*:{port}"))
+    Some(format!("ws://*:{port} wss://*:{port}"))
 }
 
 /// A page kept to be served again, and where its nonce is: each serving gets a fresh nonce, in
@@ -145,8 +142,8 @@ mod tests {
         ] {
             assert!(policy.contains(directive), "{directive}");
         }
-        let watching = super::policy("abc", &[], Some("ws://*:3001"));
-        assert!(watching.contains("connect-src 'self' ws://*:3001;"));
+        let watching = super::policy("abc", &[], Some("ws://*:3001 wss://*:3001"));
+        assert!(watching.contains("connect-src 'self' ws://*:3001 wss://*:3001;"));
     }
 
     #[test]
