@@ -94,9 +94,28 @@ impl ClientKeys {
         self.keys.iter().map(|k| &k.public)
     }
 
-    /// A new client assertion (a new `jti` each time): `iss` = `sub` = `client_id`, `aud` as
-    /// given, signed with the first key by an algorithm in `advertised` (the provider's
+    /// The id of the key that signs.
+    pub fn signing_kid(&self) -> &str {
+        &self.keys[0].kid
+    }
+
+    /// What the signing key signs with, of `advertised` (the provider's
     /// `token_endpoint_auth_signing_alg_values_supported`; all of ours when it says nothing).
+    pub fn algorithm(&self, advertised: &[String]) -> Result<&'static str, String> {
+        let takes = |alg: &str| advertised.is_empty() || advertised.iter().any(|a| a == alg);
+        match &self.keys[0].signer {
+            Signer::Ec(_) if takes("ES256") => Ok("ES256"),
+            Signer::Rsa(_) if takes("PS256") => Ok("PS256"),
+            Signer::Rsa(_) if takes("RS256") => Ok("RS256"),
+            _ => Err(format!(
+                "the provider takes client assertions signed with {} only, which the client's key cannot make",
+                advertised.join(", ")
+            )),
+        }
+    }
+
+    /// A new client assertion (a new `jti` each time): `iss` = `sub` = `client_id`, `aud` as
+    /// given, signed with the first key by an algorithm in `advertised` ([`Self::algorithm`]).
     pub fn assertion(
         &self,
         client_id: &str,
@@ -104,18 +123,7 @@ impl ClientKeys {
         advertised: &[String],
     ) -> Result<String, String> {
         let key = &self.keys[0];
-        let takes = |alg: &str| advertised.is_empty() || advertised.iter().any(|a| a == alg);
-        let alg = match &key.signer {
-            Signer::Ec(_) if takes("ES256") => "ES256",
-            Signer::Rsa(_) if takes("PS256") => "PS256",
-            Signer::Rsa(_) if takes("RS256") => "RS256",
-            _ => {
-                return Err(format!(
-                    "the provider takes client assertions signed with {} only, which the client's key cannot make",
-                    advertised.join(", ")
-                ))
-            }
-        };
+        let alg = self.algorithm(advertised)?;
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

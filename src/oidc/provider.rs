@@ -90,6 +90,23 @@ impl Provider {
         .map_err(OidcError::Misconfigured)
     }
 
+    /// The parameters that authenticate a token, introspection or revocation request with a
+    /// new client assertion (`private_key_jwt`); none when the client uses its secret.
+    fn assertion_params(
+        &self,
+        metadata: &Metadata,
+    ) -> Result<Vec<(&'static str, String)>, OidcError> {
+        Ok(self
+            .client_assertion(metadata)?
+            .map(|assertion| {
+                vec![
+                    ("client_assertion_type", ASSERTION_TYPE.to_owned()),
+                    ("client_assertion", assertion),
+                ]
+            })
+            .unwrap_or_default())
+    }
+
     /// How a request made by hand authenticates the client.
     fn client_authentication(
         &self,
@@ -209,16 +226,14 @@ impl Provider {
             return Ok(None);
         };
         let metadata = self.discovery.metadata().await?;
-        let assertion = self
-            .client_assertion(&metadata)?
-            .expect("a client with keys makes assertions");
-        let header = jwt::Compact::parse(&assertion)
-            .map(|c| c.header)
-            .unwrap_or_default();
+        // The assertion the token endpoint will get, made once: whatever would stop it shows.
+        self.client_assertion(&metadata)?;
+        let alg = keys
+            .algorithm(&metadata.assertion_algs)
+            .map_err(OidcError::Misconfigured)?;
         Ok(Some(format!(
-            "private_key_jwt: assertions signed with {} by key {} of the {} published at /.well-known/jwks.json",
-            header["alg"].as_str().unwrap_or_default(),
-            header["kid"].as_str().unwrap_or_default(),
+            "private_key_jwt: assertions signed with {alg} by key {} of the {} published at /.well-known/jwks.json",
+            keys.signing_kid(),
             keys.public_jwks().count()
         )))
     }
@@ -322,10 +337,8 @@ impl Provider {
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier));
-        if let Some(assertion) = self.client_assertion(&metadata)? {
-            request = request
-                .add_extra_param("client_assertion_type", ASSERTION_TYPE)
-                .add_extra_param("client_assertion", assertion);
+        for (name, value) in self.assertion_params(&metadata)? {
+            request = request.add_extra_param(name, value);
         }
         let tokens = self
             .discovery
@@ -403,10 +416,8 @@ impl Provider {
             .client
             .exchange_refresh_token(&refresh_token)
             .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?;
-        if let Some(assertion) = self.client_assertion(&metadata)? {
-            request = request
-                .add_extra_param("client_assertion_type", ASSERTION_TYPE)
-                .add_extra_param("client_assertion", assertion);
+        for (name, value) in self.assertion_params(&metadata)? {
+            request = request.add_extra_param(name, value);
         }
         let tokens = self
             .discovery
@@ -475,10 +486,8 @@ impl Provider {
         let mut request = client
             .introspect(&token)
             .set_token_type_hint("access_token");
-        if let Some(assertion) = self.client_assertion(&metadata)? {
-            request = request
-                .add_extra_param("client_assertion_type", ASSERTION_TYPE)
-                .add_extra_param("client_assertion", assertion);
+        for (name, value) in self.assertion_params(&metadata)? {
+            request = request.add_extra_param(name, value);
         }
         let answer = self
             .discovery

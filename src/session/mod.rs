@@ -221,8 +221,14 @@ fn browser(user_agent: &str) -> Option<String> {
 /// What stands for the session `id` where the id itself must not go (pages, forms): its
 /// SHA-256, shortened. The id is random: its hash reveals nothing of it, and cannot sign in.
 pub fn handle(id: &Id) -> String {
+    hashed(id.to_string().as_bytes(), 16)
+}
+
+/// The first `bytes` bytes of the SHA-256 of `data`, in hex: a name for a secret that reveals
+/// nothing of it.
+fn hashed(data: &[u8], bytes: usize) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(id.to_string().as_bytes())[..16]
+    Sha256::digest(data)[..bytes]
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()

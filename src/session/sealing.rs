@@ -18,7 +18,6 @@ use ring::{
     rand::{SecureRandom, SystemRandom},
 };
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tower_sessions::session::Record;
 
 use crate::config::{development_file, parse_session_key, ConfigError, SessionKey};
@@ -153,10 +152,7 @@ impl SealingKeys {
 
 /// A key's id: the first 4 bytes of its SHA-256, in hex. Names the key; reveals nothing of it.
 fn key_id(key: &SessionKey) -> String {
-    Sha256::digest(key)[..4]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    super::hashed(key, 4)
 }
 
 /// The development key: made at the first start without `SESSION_KEYS` and kept in `dir`
