@@ -46,6 +46,8 @@ export default defineConfig({
         PROVIDER_KEYS_FILE: `${bundle}/provider-jwks.json`,
         // Short-lived access tokens, so that the suite sees the app renew them.
         PROVIDER_ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL),
+        // Globex as a FAPI 2.0 provider: every run signs in both ways, Acme plainly.
+        PROVIDER_PROFILE: 'fapi2',
       },
       reuseExistingServer: false,
       stdout: 'pipe',
@@ -67,9 +69,11 @@ export default defineConfig({
         OIDC_GLOBEX_LABEL: 'Globex',
         OIDC_GLOBEX_ISSUER: GLOBEX,
         OIDC_GLOBEX_CLIENT_ID: 'leptos-oidc-globex',
-        // Globex is the high-assurance provider: private_key_jwt (the app's development key,
-        // which Globex fetches from /.well-known/jwks.json), and PAR, which it requires.
+        // Globex is the high-assurance provider (FAPI 2.0): private_key_jwt (the app's
+        // development key, which Globex fetches from /.well-known/jwks.json), PAR, which it
+        // requires, and DPoP-bound tokens, with its nonces.
         OIDC_GLOBEX_CLIENT_AUTH: 'private_key_jwt',
+        OIDC_GLOBEX_DPOP: 'true',
         // Only Globex's admins (Carol, not Dave) may sign in there: the claim rule's refusal.
         OIDC_GLOBEX_REQUIRE_CLAIM: 'groups:admins',
         DATABASE_URL: 'sqlite:data/e2e.db',

@@ -13,7 +13,8 @@ cleanup() { [ -n "$provider_pid" ] && kill "$provider_pid" 2>/dev/null || true; 
 trap cleanup EXIT INT TERM
 
 if [ -z "${OIDC_ISSUER:-}" ] && [ -z "${OIDC_PROVIDERS:-}" ]; then
-  node scripts/provider/provider.mjs &
+  # Globex as a FAPI 2.0 provider (PAR, private_key_jwt, DPoP with nonces, PS256 ID tokens).
+  PROVIDER_PROFILE=fapi2 node scripts/provider/provider.mjs &
   provider_pid=$!
   # Wait until both issuers listen; stop with a clear word if they cannot.
   for port in 4000 4001; do
@@ -30,10 +31,11 @@ if [ -z "${OIDC_ISSUER:-}" ] && [ -z "${OIDC_PROVIDERS:-}" ]; then
   export OIDC_PROVIDERS=acme,globex
   export OIDC_ACME_LABEL="Acme Corp" OIDC_ACME_ISSUER=http://127.0.0.1:4000 \
     OIDC_ACME_CLIENT_ID=leptos-oidc-demo OIDC_ACME_CLIENT_SECRET=leptos-oidc-demo-secret
-  # Globex takes private_key_jwt (the app's development key, at /.well-known/jwks.json) and
-  # pushed authorization requests only.
+  # Globex takes private_key_jwt (the app's development key, at /.well-known/jwks.json),
+  # pushed authorization requests only, and DPoP-bound tokens only.
   export OIDC_GLOBEX_LABEL=Globex OIDC_GLOBEX_ISSUER=http://127.0.0.1:4001 \
-    OIDC_GLOBEX_CLIENT_ID=leptos-oidc-globex OIDC_GLOBEX_CLIENT_AUTH=private_key_jwt
+    OIDC_GLOBEX_CLIENT_ID=leptos-oidc-globex OIDC_GLOBEX_CLIENT_AUTH=private_key_jwt \
+    OIDC_GLOBEX_DPOP=true
   cat <<'BANNER'
 
   ┌──────────────────────────────────────────────────────────────────┐

@@ -99,12 +99,16 @@ pub async fn run() -> bool {
                 continue;
             }
         }
-        // What the provider's metadata says of the client's authentication and of PAR, as
-        // configured: a line each when they are used, or wrong.
+        // What the provider's metadata says of the client's authentication, of PAR and of
+        // DPoP, as configured: a line each when they are used, or wrong.
         let (auth, par) = (provider.variable("CLIENT_AUTH"), provider.variable("PAR"));
         for (variable, checked) in [
             (auth, bounded(provider.check_client_auth()).await),
             (par, bounded(provider.check_par()).await),
+            (
+                provider.variable("DPOP"),
+                bounded(provider.check_dpop()).await,
+            ),
         ] {
             match checked {
                 Some(Ok(Some(line))) => report.line(true, format!("{variable}: {line}")),

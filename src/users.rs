@@ -150,6 +150,7 @@ mod tests {
             access_token: "access".into(),
             access_expires_at: None,
             refresh_token: None,
+            dpop_key: None,
         }
     }
 

@@ -645,11 +645,12 @@ fn traces_go_out_over_otlp_and_neither_they_nor_the_logs_carry_a_secret() {
     })
 }
 
-/// `check` says how the client authenticates and whether sign-ins are pushed, and fails,
-/// naming the variable, when the provider will not take it: assertions signed with an
-/// algorithm it does not list, or PAR always at a provider without the endpoint.
+/// `check` says how the client authenticates, whether sign-ins are pushed and tokens bound
+/// (DPoP), and fails, naming the variable, when the provider will not take it: assertions
+/// signed with an algorithm it does not list, PAR always at a provider without the endpoint,
+/// DPoP at a provider that does not offer it.
 #[test]
-fn check_tells_of_client_authentication_and_par_and_what_the_provider_will_not_take() {
+fn check_tells_of_client_authentication_par_and_dpop_and_what_the_provider_will_not_take() {
     support::run(async {
         let provider = support::TestProvider::start().await;
         let algs = |algs: serde_json::Value| support::Behaviour {
@@ -668,6 +669,7 @@ fn check_tells_of_client_authentication_and_par_and_what_the_provider_will_not_t
                 ("OIDC_CLIENT_ID", support::CLIENT_ID.to_owned()),
                 ("OIDC_CLIENT_AUTH", "private_key_jwt".to_owned()),
                 ("OIDC_PAR", par.to_owned()),
+                ("OIDC_DPOP", "true".to_owned()),
             ]
         };
         let run_check = |vars: Vec<(&'static str, String)>| async move {
@@ -675,7 +677,10 @@ fn check_tells_of_client_authentication_and_par_and_what_the_provider_will_not_t
             check(&vars).await
         };
 
-        provider.set_behaviour(algs(serde_json::json!(["ES256", "PS256"])));
+        provider.set_behaviour(support::Behaviour {
+            dpop: true,
+            ..algs(serde_json::json!(["ES256", "PS256"]))
+        });
         let (ok, lines) = run_check(vars("always")).await;
         assert!(ok, "{lines:#?}");
         let said = |start: &str| lines.iter().find(|l| l.contains(start)).cloned();
@@ -686,6 +691,10 @@ fn check_tells_of_client_authentication_and_par_and_what_the_provider_will_not_t
         );
         assert!(
             said("OIDC_PAR: authorization requests are pushed to").is_some(),
+            "{lines:#?}"
+        );
+        assert!(
+            said("OIDC_DPOP: access tokens are bound to a P-256 key").is_some(),
             "{lines:#?}"
         );
 
@@ -704,5 +713,6 @@ fn check_tells_of_client_authentication_and_par_and_what_the_provider_will_not_t
         };
         assert!(failed("OIDC_CLIENT_AUTH:").contains("PS256"));
         assert!(failed("OIDC_PAR:").contains("OIDC_PAR is always"));
+        assert!(failed("OIDC_DPOP:").contains("dpop_signing_alg_values_supported"));
     })
 }

@@ -8,16 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{run, start_app_with, Behaviour, Stores, TestApp, TestProvider, CLIENT_ID};
-
-/// The app's published client keys.
-async fn client_jwks(app: &TestApp) -> Value {
-    let answer = reqwest::get(format!("{}/.well-known/jwks.json", app.url))
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    serde_json::from_str(&answer.text().await.unwrap()).unwrap()
-}
+use support::{run, start_app_with, Behaviour, Stores, TestProvider, CLIENT_ID};
 
 /// Sign-in, renewal, introspection and revocation each carry a new assertion, and no secret.
 #[test]
@@ -31,7 +22,7 @@ fn every_call_to_the_provider_carries_a_new_client_assertion() {
         )
         .await;
         // Without a key file, a development key (P-256) made in DATA_DIR.
-        let jwks = client_jwks(&app).await;
+        let jwks = app.client_jwks().await;
         assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1), "{jwks}");
         assert_eq!(jwks["keys"][0]["alg"], "ES256");
         assert!(
@@ -95,7 +86,7 @@ fn key_files_sign_in_their_order_and_rotate() {
             ],
         )
         .await;
-        let jwks = client_jwks(&app).await;
+        let jwks = app.client_jwks().await;
         let kids: Vec<&Value> = jwks["keys"]
             .as_array()
             .unwrap()
@@ -125,7 +116,7 @@ fn key_files_sign_in_their_order_and_rotate() {
         provider.set_behaviour(only(json!(["ES256", "RS256"])));
         let rotated = rotated.restart().await;
         assert_eq!(
-            client_jwks(&rotated).await["keys"].as_array().map(Vec::len),
+            rotated.client_jwks().await["keys"].as_array().map(Vec::len),
             Some(2)
         );
         let other = rotated.in_another_browser();

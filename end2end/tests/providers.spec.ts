@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { APP, GLOBEX, PROVIDER } from '../playwright.config';
+import { ACCESS_TOKEN_TTL, APP, GLOBEX, PROVIDER } from '../playwright.config';
 import { choose, signInAt } from '../helpers';
 
 test('choose a provider, sign in, sign out, then the other; the last used comes first', async ({ page }) => {
@@ -57,6 +57,44 @@ test('an account outside the required group is refused, and signs out at its pro
   await signInAt(page, GLOBEX, 'carol', 'chemistry');
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Carol Chen');
   await expect(page.getByRole('row', { name: /groups/ })).toContainText('admins');
+});
+
+test('at Globex as a FAPI 2.0 provider: sign in, call its userinfo with a DPoP-bound token, renew it, sign out', async ({ page, request }) => {
+  // The provider runs in its FAPI 2.0 mode: PAR required, DPoP offered (and, for the app's
+  // client, its bound tokens and nonces required), PS256 ID tokens.
+  const metadata = await (await request.get(`${GLOBEX}/.well-known/openid-configuration`)).json();
+  expect(metadata.require_pushed_authorization_requests).toBe(true);
+  expect(metadata.dpop_signing_alg_values_supported).toContain('ES256');
+  expect(metadata.id_token_signing_alg_values_supported).toContain('PS256');
+
+  await page.goto('/signin');
+  await choose(page, 'Globex');
+  await signInAt(page, GLOBEX, 'carol', 'chemistry');
+  await expect(page).toHaveURL(`${APP}/profile`);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Carol Chen');
+
+  // userinfo takes the token only with a proof of the session's key (and the provider's nonce).
+  await page.goto('/api-demo');
+  await expect(page.getByRole('row', { name: /^email / })).toContainText('carol@globex.example');
+
+  // Renewed in the token's last quarter, with the same key: the API still answers after.
+  await page.goto('/profile');
+  const expiry = page.getByRole('definition').filter({ hasText: 'renewed before then' });
+  const first = await expiry.textContent();
+  await page.waitForTimeout((ACCESS_TOKEN_TTL * 3 / 4) * 1000 + 1200);
+  await page.reload();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Carol Chen');
+  await expect(expiry).not.toHaveText(first ?? '');
+  await page.goto('/api-demo');
+  await expect(page.getByRole('row', { name: /^email / })).toContainText('carol@globex.example');
+
+  await page.goto('/profile');
+  await page.getByRole('main').getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(page).toHaveURL(new RegExp(`^${GLOBEX}/session/end\\?`));
+  await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+  await expect(page).toHaveURL(`${APP}/`);
+  await page.goto('/profile');
+  await expect(page).toHaveURL(`${APP}/signin?return_to=/profile`);
 });
 
 test('an unknown provider gets a 404 page that lists the real ones', async ({ page }) => {

@@ -3,6 +3,11 @@
 // app, its own demo users, and its own login and consent pages. Acme's client has a secret;
 // Globex's authenticates with private_key_jwt and must push its authorization requests (PAR).
 //
+// With PROVIDER_PROFILE=fapi2, Globex is a FAPI 2.0 provider: oidc-provider's `fapi` 2.0
+// profile, and beyond what that profile enforces by itself, PAR required, private_key_jwt,
+// access tokens bound to the app's DPoP keys (`dpop_bound_access_tokens`), DPoP nonces
+// required, and ID tokens signed with PS256. The app then needs OIDC_GLOBEX_DPOP=true.
+//
 // Environment (all optional):
 //   PROVIDER_PORT       Acme's port (4000)
 //   PROVIDER_ISSUER     Acme's issuer URL (http://127.0.0.1:$PROVIDER_PORT)
@@ -10,6 +15,7 @@
 //   APP_URL             the app's public origin, for its redirect URIs (http://127.0.0.1:3000)
 //   PROVIDER_KEYS_FILE  where Acme's signing keys are kept across restarts
 //                       (target/dev-provider/jwks.json); Globex's sit beside it (globex-jwks.json)
+//   PROVIDER_PROFILE    fapi2: Globex as a FAPI 2.0 provider (see above)
 //   PROVIDER_ACCESS_TOKEN_TTL  access token lifetime in seconds (3600); short to watch renewals
 //   PROVIDER_AUTO_SIGN_IN  an Acme demo user (alice) signed in without the login and consent pages,
 //                      for the benchmark: the flow, its redirects and its tokens stay real.
@@ -27,6 +33,12 @@ const appUrl = (process.env.APP_URL || 'http://127.0.0.1:3000').replace(/\/$/, '
 const keysFile = process.env.PROVIDER_KEYS_FILE || 'target/dev-provider/jwks.json';
 const accessTokenTtl = Number(process.env.PROVIDER_ACCESS_TOKEN_TTL || 3600);
 const autoSignIn = process.env.PROVIDER_AUTO_SIGN_IN || '';
+const profile = process.env.PROVIDER_PROFILE || '';
+if (!['', 'fapi2'].includes(profile)) {
+  console.error(`PROVIDER_PROFILE is "${profile}": it may be fapi2, or unset`);
+  process.exit(2);
+}
+const fapi2 = profile === 'fapi2';
 // The resource indicator (RFC 8707) of the app's own API: tokens asked for it are JWTs.
 const API_RESOURCE = 'urn:leptos-oidc:api';
 
@@ -85,8 +97,9 @@ const TENANTS = [
       client_id: 'leptos-oidc-globex',
       token_endpoint_auth_method: 'private_key_jwt',
       jwks_uri: `${appUrl}/.well-known/jwks.json`,
+      ...(fapi2 ? { dpop_bound_access_tokens: true, id_token_signed_response_alg: 'PS256' } : {}),
     },
-    requirePar: true,
+    requirePar: true, fapi2,
     users: GLOBEX_USERS, keysFile: join(dirname(keysFile), `globex-${basename(keysFile)}`),
     cookiePrefix: 'globex', autoSignIn: '',
   },
@@ -200,6 +213,13 @@ function configuration(tenant) {
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: Boolean(tenant.requirePar) },
       // The app revokes a signed-out session's tokens (RFC 7009).
       revocation: { enabled: true },
+      // FAPI 2.0 (PROVIDER_PROFILE=fapi2): PKCE and an assertion `aud` of the issuer, which the
+      // profile enforces; DPoP proofs must carry this provider's nonces.
+      fapi: { enabled: Boolean(tenant.fapi2), profile: '2.0' },
+      dPoP: {
+        enabled: true,
+        ...(tenant.fapi2 ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
+      },
       resourceIndicators: {
         enabled: true,
         async getResourceServerInfo(_ctx, resource) {
@@ -342,7 +362,8 @@ function start(tenant) {
     }
   });
   server.listen(tenant.port, '127.0.0.1', () => {
-    console.log(`OpenID provider "${tenant.name}" ${tenant.issuer} ready (client ${tenant.client.client_id}, redirect ${appUrl}/authorization-code/callback)`);
+    const mode = tenant.fapi2 ? ', FAPI 2.0: PAR, private_key_jwt, DPoP with nonces' : '';
+    console.log(`OpenID provider "${tenant.name}" ${tenant.issuer} ready (client ${tenant.client.client_id}, redirect ${appUrl}/authorization-code/callback${mode})`);
   });
   return server;
 }

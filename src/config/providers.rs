@@ -42,6 +42,8 @@ pub struct ProviderConfig {
     pub private_keys: Vec<String>,
     pub assertion_audience: AssertionAudience,
     pub par: ParMode,
+    /// DPoP (RFC 9449, `OIDC_<ID>_DPOP=true`): access tokens bound to a key of each session's.
+    pub dpop: bool,
     /// Scopes requested beyond `openid` (which is always sent).
     pub scopes: Vec<String>,
     /// Tolerance for clock differences with the provider (`exp`, `iat`, `nbf`).
@@ -315,6 +317,7 @@ fn provider(
         ],
         ParMode::Auto,
     )?;
+    let dpop = choice(setting("DPOP"), &[("true", true), ("false", false)], false)?;
 
     let timeout = seconds("TIMEOUT_SECONDS", 10)?;
     if timeout.is_zero() {
@@ -334,6 +337,7 @@ fn provider(
         private_keys,
         assertion_audience,
         par,
+        dpop,
         scopes: scopes.into_iter().filter(|s| s != "openid").collect(),
         clock_skew: seconds("CLOCK_SKEW_SECONDS", 60)?,
         timeout,

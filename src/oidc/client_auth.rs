@@ -16,6 +16,7 @@ use ring::{
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::jwt::signing_input;
 use crate::config::development_file;
 
 /// The assertion type of RFC 7523, 2.2.
@@ -124,23 +125,13 @@ impl ClientKeys {
     ) -> Result<String, String> {
         let key = &self.keys[0];
         let alg = self.algorithm(advertised)?;
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut jti = [0u8; 16];
-        self.random
-            .fill(&mut jti)
-            .map_err(|_| "no random numbers".to_owned())?;
+        let now = unix_now();
         let header = json!({ "alg": alg, "kid": key.kid, "typ": "JWT" });
         let claims = json!({
             "iss": client_id, "sub": client_id, "aud": audience,
-            "jti": URL_SAFE_NO_PAD.encode(jti), "iat": now, "exp": now + ASSERTION_SECONDS,
+            "jti": new_jti(&self.random)?, "iat": now, "exp": now + ASSERTION_SECONDS,
         });
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let input = signing_input(&header, &claims);
         let signature = match (&key.signer, alg) {
             (Signer::Ec(pair), _) => pair
                 .sign(&self.random, input.as_bytes())
@@ -187,15 +178,7 @@ fn key_from_pem(pem: &str) -> Result<ClientKey, String> {
         other => return Err(format!("a PEM \"{other}\", not a private key")),
     };
     let public = match &signer {
-        Signer::Ec(pair) => {
-            // The uncompressed point: 0x04, then x and y.
-            let point = pair.public_key().as_ref();
-            json!({
-                "crv": "P-256", "kty": "EC",
-                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-                "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-            })
-        }
+        Signer::Ec(pair) => ec_jwk(pair),
         Signer::Rsa(pair) => {
             let public = signature::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
             json!({
@@ -220,8 +203,35 @@ fn key_from_pem(pem: &str) -> Result<ClientKey, String> {
     })
 }
 
+/// The public half of a P-256 key pair, as a JWK.
+pub(super) fn ec_jwk(pair: &EcdsaKeyPair) -> Value {
+    // The uncompressed point: 0x04, then x and y.
+    let point = pair.public_key().as_ref();
+    json!({
+        "crv": "P-256", "kty": "EC",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    })
+}
+
+/// A new JWT id: 16 random bytes, base64url.
+pub(super) fn new_jti(random: &SystemRandom) -> Result<String, String> {
+    let mut jti = [0u8; 16];
+    random
+        .fill(&mut jti)
+        .map_err(|_| "no random numbers".to_owned())?;
+    Ok(URL_SAFE_NO_PAD.encode(jti))
+}
+
+/// Now, in Unix seconds.
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// RFC 7638: the SHA-256 of the key's required members, in lexicographic order, no spaces.
-fn thumbprint(jwk: &Value) -> String {
+pub(super) fn thumbprint(jwk: &Value) -> String {
     let members: &[&str] = match jwk["kty"].as_str() {
         Some("EC") => &["crv", "kty", "x", "y"],
         _ => &["e", "kty", "n"],

@@ -79,6 +79,8 @@ pub(super) struct ExtraMetadata {
     pushed_authorization_request_endpoint: Option<url::Url>,
     #[serde(default)]
     require_pushed_authorization_requests: bool,
+    /// RFC 9449: what DPoP proofs may be signed with; a provider without it says nothing of DPoP.
+    dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -116,6 +118,8 @@ pub(super) struct Metadata {
     /// RFC 9126: where authorization requests are pushed, and whether the provider requires it.
     pub par: Option<url::Url>,
     pub par_required: bool,
+    /// RFC 9449: what the provider takes DPoP proofs signed with, when it says.
+    pub dpop_algs: Option<Vec<String>>,
     fetched_at: Instant,
 }
 
@@ -275,6 +279,10 @@ impl Discovery {
         let par_required = extra
             .additional_metadata
             .require_pushed_authorization_requests;
+        let dpop_algs = extra
+            .additional_metadata
+            .dpop_signing_alg_values_supported
+            .clone();
         let jwks = jwk::key_set(metadata.jwks());
         let jwks_uri = metadata.jwks_uri().clone();
         let client = CoreClient::from_provider_metadata(
@@ -296,6 +304,7 @@ impl Discovery {
             assertion_algs,
             par,
             par_required,
+            dpop_algs,
             fetched_at: Instant::now(),
         })
     }
@@ -345,6 +354,7 @@ impl Discovery {
             assertion_algs: current.assertion_algs.clone(),
             par: current.par.clone(),
             par_required: current.par_required,
+            dpop_algs: current.dpop_algs.clone(),
             fetched_at: current.fetched_at,
         });
         *self.current.write().await = Some(fresh.clone());

@@ -209,6 +209,7 @@ pub(super) mod tests {
             private_keys: vec![],
             assertion_audience: Default::default(),
             par: Default::default(),
+            dpop: false,
             scopes: vec![],
             clock_skew: Duration::from_secs(60),
             timeout: Duration::from_secs(10),

@@ -91,6 +91,15 @@ pub(super) fn has_audience(claims: &Value, audience: &str) -> bool {
     }
 }
 
+/// What a JWT's signature covers: its header and claims as base64url JSON, a dot between.
+pub(super) fn signing_input(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
 /// A base64url JSON part of a JWT.
 fn decode_json(part: &str) -> Option<Value> {
     let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;

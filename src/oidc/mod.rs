@@ -6,11 +6,14 @@
 //! - [`discovery`]: its metadata and keys, cached and kept fresh;
 //! - [`id_token`] and [`logout_token`]: the checks on the tokens it signs; [`access_token`]:
 //!   those on access tokens presented to the app's own API (JWT, or introspection);
+//! - [`client_auth`]: how the app proves it is the client; [`dpop`]: access tokens bound to a
+//!   key of the session's (DPoP);
 //! - [`http`]: calls to it, bounded in time; [`jwt`]: reading compact JWTs.
 
 pub mod access_token;
 mod client_auth;
 mod discovery;
+pub mod dpop;
 mod http;
 mod id_token;
 mod jwk;
@@ -117,6 +120,8 @@ pub struct VerifiedUser {
     /// Unix seconds, when the provider says.
     pub access_expires_at: Option<i64>,
     pub refresh_token: Option<String>,
+    /// With DPoP: the session's key, which the access token is bound to ([`dpop::DpopKey`]).
+    pub dpop_key: Option<String>,
 }
 
 /// New tokens from a refresh, validated. What the provider did not renew stays as it was.

@@ -24,6 +24,7 @@ use super::{
     access_token,
     client_auth::ASSERTION_TYPE,
     discovery::{Discovery, Metadata},
+    dpop::{self, Caller, DpopKey, Nonces},
     http::{error_chain, Endpoint},
     id_token::{self, Checked},
     jwt, logout_token, ClientKeys, LogoutOrder, OidcError, PendingSignIn, Refreshed, Refusal,
@@ -42,6 +43,8 @@ pub struct Provider {
     discovery: Arc<Discovery>,
     /// With `private_key_jwt`: the keys its client assertions are signed with.
     client_keys: Option<Arc<ClientKeys>>,
+    /// The DPoP nonces its servers gave last.
+    dpop_nonces: Nonces,
 }
 
 impl Provider {
@@ -57,6 +60,77 @@ impl Provider {
             config,
             post_logout: public_origin,
             client_keys,
+            dpop_nonces: Nonces::default(),
+        }
+    }
+
+    /// The DPoP nonces its servers (and the APIs its tokens are for) gave last.
+    pub fn dpop_nonces(&self) -> &Nonces {
+        &self.dpop_nonces
+    }
+
+    /// How openidconnect's requests reach the provider: with proofs of `key`, when there is one.
+    fn caller<'a>(&'a self, key: Option<&'a DpopKey>) -> Caller<'a> {
+        Caller {
+            client: &self.discovery.http.client,
+            dpop: key.map(|key| (key, &self.dpop_nonces)),
+        }
+    }
+
+    /// Asks the token endpoint for tokens by `grant`, authenticated as the client and, with a
+    /// DPoP `key`, with a proof of it. When the provider asks for a DPoP nonce, once more with
+    /// the nonce, a new proof and a new client assertion (the first one's `jti` is spent). The
+    /// provider's own refusal is told by `refused`.
+    async fn tokens(
+        &self,
+        metadata: &Metadata,
+        grant: Grant<'_>,
+        key: Option<&DpopKey>,
+        refused: fn(String) -> OidcError,
+    ) -> Result<CoreTokenResponse, OidcError> {
+        let no_endpoint = |e| OidcError::Unavailable(format!("no token endpoint: {e}"));
+        let caller = self.caller(key);
+        let mut retried = false;
+        loop {
+            let params = self.assertion_params(metadata)?;
+            let answer = match grant {
+                Grant::Code { code, verifier } => {
+                    let mut request = metadata
+                        .client
+                        .exchange_code(AuthorizationCode::new(code.to_owned()))
+                        .map_err(no_endpoint)?
+                        .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()));
+                    for (name, value) in params {
+                        request = request.add_extra_param(name, value);
+                    }
+                    let call = request.request_async(&caller);
+                    self.discovery.http.bounded(Endpoint::Token, call).await?
+                }
+                Grant::Refresh(token) => {
+                    let token = RefreshToken::new(token.to_owned());
+                    let mut request = metadata
+                        .client
+                        .exchange_refresh_token(&token)
+                        .map_err(no_endpoint)?;
+                    for (name, value) in params {
+                        request = request.add_extra_param(name, value);
+                    }
+                    let call = request.request_async(&caller);
+                    self.discovery.http.bounded(Endpoint::Token, call).await?
+                }
+            };
+            match answer {
+                Err(RequestTokenError::ServerResponse(e))
+                    if key.is_some() && !retried && e.error().as_ref() == dpop::USE_NONCE =>
+                {
+                    retried = true;
+                }
+                answer => {
+                    let tokens = answer.map_err(|e| token_error(e, refused))?;
+                    check_token_type(&tokens, key.is_some())?;
+                    return Ok(tokens);
+                }
+            }
         }
     }
 
@@ -247,6 +321,27 @@ impl Provider {
             .map(|endpoint| format!("authorization requests are pushed to {endpoint}")))
     }
 
+    /// Whether its access tokens are bound to DPoP keys, checked against the provider's metadata
+    /// (for `check`): `Some` when they are, or why the provider will not bind them.
+    pub async fn check_dpop(&self) -> Result<Option<String>, OidcError> {
+        if !self.config.dpop {
+            return Ok(None);
+        }
+        let metadata = self.discovery.metadata().await?;
+        match &metadata.dpop_algs {
+            Some(algs) if algs.iter().any(|alg| alg == "ES256") => Ok(Some(
+                "access tokens are bound to a P-256 key of each session's (DPoP proofs signed with ES256)".into(),
+            )),
+            Some(algs) => Err(OidcError::Misconfigured(format!(
+                "the provider takes DPoP proofs signed with {} only; the app signs them with ES256",
+                algs.join(", ")
+            ))),
+            None => Err(OidcError::Misconfigured(
+                "the provider's metadata says nothing of DPoP (no dpop_signing_alg_values_supported): it would issue Bearer tokens, which the app refuses when DPoP is on".into(),
+            )),
+        }
+    }
+
     /// The variable its setting `name` is read from (`OIDC_ACME_ISSUER`, say).
     pub fn variable(&self, name: &str) -> String {
         self.config.variable(name)
@@ -332,24 +427,16 @@ impl Provider {
             }
             _ => {}
         }
-        let mut request = metadata
-            .client
-            .exchange_code(AuthorizationCode::new(code))
-            .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier));
-        for (name, value) in self.assertion_params(&metadata)? {
-            request = request.add_extra_param(name, value);
-        }
+        // With DPoP, the session's key is made now: the tokens are bound to it from the start.
+        let dpop = self.config.dpop.then(DpopKey::generate);
+        let key = dpop.as_ref().map(|(key, _)| key);
+        let grant = Grant::Code {
+            code: &code,
+            verifier: &pending.pkce_verifier,
+        };
         let tokens = self
-            .discovery
-            .http
-            .bounded(
-                Endpoint::Token,
-                request.request_async(&self.discovery.http.client),
-            )
-            .await?
-            .map_err(|e| token_error(e, OidcError::CodeRefused))?;
-        check_token_type(&tokens)?;
+            .tokens(&metadata, grant, key, OidcError::CodeRefused)
+            .await?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| OidcError::TokenRefused("the token response has no id_token".into()))?;
@@ -373,10 +460,7 @@ impl Provider {
             let userinfo: UserInfoClaims<OtherClaims, CoreGenderClaim> = self
                 .discovery
                 .http
-                .bounded(
-                    Endpoint::Userinfo,
-                    request.request_async(&self.discovery.http.client),
-                )
+                .bounded(Endpoint::Userinfo, request.request_async(&self.caller(key)))
                 .await?
                 .map_err(|e| match e {
                     UserInfoError::ClaimsVerification(e) => {
@@ -400,35 +484,25 @@ impl Provider {
             access_token: tokens.access_token().secret().clone(),
             access_expires_at: expires_at(&tokens),
             refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+            dpop_key: dpop.map(|(_, stored)| stored),
         })
     }
 
     /// Renews the access token with the refresh token. A new ID token, when the provider sends
-    /// one, is validated like the first (no nonce required) and must name the same subject.
+    /// one, is validated like the first (no nonce required) and must name the same subject. A
+    /// session with a DPoP key (`dpop_key`) has its new access token bound to the same key.
     pub async fn refresh(
         &self,
         refresh_token: &str,
         subject: &str,
+        dpop_key: Option<&str>,
     ) -> Result<Refreshed, OidcError> {
         let metadata = self.discovery.metadata().await?;
-        let refresh_token = RefreshToken::new(refresh_token.to_owned());
-        let mut request = metadata
-            .client
-            .exchange_refresh_token(&refresh_token)
-            .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?;
-        for (name, value) in self.assertion_params(&metadata)? {
-            request = request.add_extra_param(name, value);
-        }
+        let key = dpop_key.map(DpopKey::from_stored).transpose()?;
+        let grant = Grant::Refresh(refresh_token);
         let tokens = self
-            .discovery
-            .http
-            .bounded(
-                Endpoint::Token,
-                request.request_async(&self.discovery.http.client),
-            )
-            .await?
-            .map_err(|e| token_error(e, OidcError::TokenRefused))?;
-        check_token_type(&tokens)?;
+            .tokens(&metadata, grant, key.as_ref(), OidcError::TokenRefused)
+            .await?;
         let id_token = match tokens.id_token() {
             Some(id_token) => {
                 let (checked, _) = self
@@ -642,11 +716,33 @@ fn token_error<RE: std::error::Error + 'static>(
     }
 }
 
-fn check_token_type(tokens: &CoreTokenResponse) -> Result<(), OidcError> {
-    if *tokens.token_type() != CoreTokenType::Bearer {
+/// What the token endpoint is asked for tokens by.
+#[derive(Clone, Copy)]
+enum Grant<'a> {
+    /// The authorization code, and the PKCE verifier of its request.
+    Code { code: &'a str, verifier: &'a str },
+    /// A refresh token.
+    Refresh(&'a str),
+}
+
+/// The access token must be of the kind asked for: bound to the DPoP key when a proof was sent
+/// (a provider that ignores DPoP answers `Bearer`), a Bearer token otherwise.
+fn check_token_type(tokens: &CoreTokenResponse, dpop: bool) -> Result<(), OidcError> {
+    let token_type = tokens.token_type();
+    let expected = match dpop {
+        true => token_type.as_ref().eq_ignore_ascii_case("dpop"),
+        false => *token_type == CoreTokenType::Bearer,
+    };
+    if !expected {
         return Err(OidcError::TokenRefused(format!(
-            "token_type is {:?}, not Bearer",
-            tokens.token_type()
+            "token_type is {}, not {}{}",
+            token_type.as_ref(),
+            if dpop { "DPoP" } else { "Bearer" },
+            if dpop {
+                " (is DPoP switched on for the client at the provider?)"
+            } else {
+                ""
+            },
         )));
     }
     Ok(())

@@ -107,6 +107,10 @@ pub struct SessionUser {
     pub access_expires_at: Option<i64>,
     #[serde(default)]
     pub refresh_token: Option<String>,
+    /// With DPoP: the key the access token is bound to (see `oidc::dpop`); sealed like the
+    /// tokens.
+    #[serde(default)]
+    pub dpop_key: Option<String>,
     /// When the tokens were last obtained (Unix seconds).
     #[serde(default)]
     pub tokens_at: i64,
@@ -269,6 +273,7 @@ pub async fn sign_in(
                 access_token: verified.access_token,
                 access_expires_at: verified.access_expires_at,
                 refresh_token: verified.refresh_token,
+                dpop_key: verified.dpop_key,
                 tokens_at: now,
                 csrf_token: CsrfToken::new_random().into_secret(),
                 signed_in_at: now,

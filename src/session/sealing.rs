@@ -25,12 +25,13 @@ use crate::config::{development_file, parse_session_key, ConfigError, SessionKey
 /// What marks a sealed value (and its format's version).
 const PREFIX: &str = "sealed1.";
 
-/// The fields of a session record that hold tokens: the signed-in user's, and a refused
-/// sign-in's ID token.
-const TOKENS: [(&str, &str); 4] = [
+/// The fields of a session record that hold tokens: the signed-in user's (and the DPoP key
+/// their access token is bound to), and a refused sign-in's ID token.
+const TOKENS: [(&str, &str); 5] = [
     (super::USER, "id_token"),
     (super::USER, "access_token"),
     (super::USER, "refresh_token"),
+    (super::USER, "dpop_key"),
     (super::REFUSED, "id_token"),
 ];
 
@@ -201,7 +202,8 @@ mod tests {
     fn record(id_token: &str, access_token: &str, refresh_token: Option<&str>) -> Record {
         let user = serde_json::json!({
             "user_id": 1, "id_token": id_token, "access_token": access_token,
-            "refresh_token": refresh_token, "csrf_token": "not a token of the provider's",
+            "refresh_token": refresh_token, "dpop_key": "MIGHAgEAMBMGByqGSM49.dpop-key",
+            "csrf_token": "not a token of the provider's",
         });
         Record {
             id: Default::default(),
@@ -216,7 +218,7 @@ mod tests {
         let clear = record("eyJ.id.token", "at-1", Some("rt-1"));
         let sealed = keys.seal_record(&clear);
         let text = serde_json::to_string(&sealed.data).unwrap();
-        for token in ["eyJ.id.token", "at-1", "rt-1"] {
+        for token in ["eyJ.id.token", "at-1", "rt-1", "dpop-key"] {
             assert!(!text.contains(token), "{token} in {text}");
         }
         assert!(text.contains("not a token of the provider's"));

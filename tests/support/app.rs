@@ -324,6 +324,16 @@ impl TestApp {
         .await
     }
 
+    /// The client keys the app publishes (`/.well-known/jwks.json`), for a provider that takes
+    /// `private_key_jwt`.
+    pub async fn client_jwks(&self) -> serde_json::Value {
+        let answer = reqwest::get(format!("{}/.well-known/jwks.json", self.url))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        serde_json::from_str(&answer.text().await.unwrap()).unwrap()
+    }
+
     pub async fn user_count(&self) -> i64 {
         Users::new(leptos_oidc::db::open(&self.database_url).await.unwrap())
             .count()

@@ -113,6 +113,15 @@ pub struct Behaviour {
     pub require_par: bool,
     /// Offer no pushed authorization request endpoint.
     pub no_par_endpoint: bool,
+    /// DPoP (RFC 9449): advertised, and required of the app's client (as oidc-provider's
+    /// `dpop_bound_access_tokens`): every token request carries a proof, every access token is
+    /// bound to its key, and userinfo takes a bound token only with a proof of that key.
+    pub dpop: bool,
+    /// Proofs must carry the provider's current nonce ([`TestProvider::new_dpop_nonce`]).
+    pub dpop_nonce: bool,
+    /// Refresh tokens are bound to the DPoP key too (as for public clients), not only to the
+    /// client's authentication.
+    pub dpop_binds_refresh: bool,
 }
 
 impl Behaviour {
@@ -124,6 +133,15 @@ impl Behaviour {
             ..Self::default()
         }
     }
+}
+
+/// An access token issued, until it expires.
+struct Issued {
+    client: String,
+    /// Unix seconds.
+    expires_at: i64,
+    /// The thumbprint of the DPoP key it is bound to, if it is.
+    jkt: Option<String>,
 }
 
 struct Grant {
@@ -147,7 +165,17 @@ struct ProviderState {
     authenticated_at: Option<i64>,
     /// Access tokens issued, the client each was issued to, and when each expires (Unix
     /// seconds): userinfo and introspection take no other.
-    access_tokens: HashMap<String, (String, i64)>,
+    access_tokens: HashMap<String, Issued>,
+    /// The DPoP key each bound refresh token is bound to.
+    refresh_jkt: HashMap<String, String>,
+    /// The DPoP proofs taken, in order: their claims, with the `endpoint` and their key's `jkt`.
+    dpop_proofs: Vec<Value>,
+    /// Why DPoP proofs were refused, in order.
+    dpop_refusals: Vec<String>,
+    /// The `jti` of every proof seen: each usable once.
+    dpop_jtis: std::collections::HashSet<String>,
+    /// The nonce proofs must carry now, with `dpop_nonce`.
+    dpop_nonce: String,
     introspection_requests: usize,
     /// Tokens revoked (RFC 7009), in order.
     revoked: Vec<String>,
@@ -198,7 +226,10 @@ impl TestProvider {
     pub async fn start_with(identity: Identity) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(ProviderState::default()));
+        let state = Arc::new(Mutex::new(ProviderState {
+            dpop_nonce: format!("nonce-{}", unique_name()),
+            ..ProviderState::default()
+        }));
         let shared = Arc::new(Shared {
             issuer: issuer.clone(),
             identity,
@@ -276,6 +307,35 @@ impl TestProvider {
         self.state.lock().unwrap().par_requests
     }
 
+    /// The DPoP proofs taken so far: their claims, with the `endpoint` (`token`, `userinfo`),
+    /// the thumbprint of their key (`jkt`) and the `proof` itself.
+    pub fn dpop_proofs(&self) -> Vec<Value> {
+        self.state.lock().unwrap().dpop_proofs.clone()
+    }
+
+    /// Why DPoP proofs were refused so far.
+    pub fn dpop_refusals(&self) -> Vec<String> {
+        self.state.lock().unwrap().dpop_refusals.clone()
+    }
+
+    /// Makes a new DPoP nonce the only good one, as a provider does from time to time.
+    pub fn new_dpop_nonce(&self) {
+        self.state.lock().unwrap().dpop_nonce = format!("nonce-{}", unique_name());
+    }
+
+    /// What the provider's userinfo endpoint answers to this request, as any client could send
+    /// it: its status and body.
+    pub async fn userinfo_with(&self, authorization: &str, proof: &str) -> (u16, String) {
+        let answer = reqwest::Client::new()
+            .get(format!("{}/userinfo", self.issuer))
+            .header("authorization", authorization)
+            .header("dpop", proof)
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    }
+
     /// The claims of the client assertions taken so far.
     pub fn assertions(&self) -> Vec<Value> {
         self.state.lock().unwrap().assertions.clone()
@@ -296,10 +356,12 @@ impl TestProvider {
         let mut state = self.state.lock().unwrap();
         state.issued += 1;
         let token = format!("at-opaque-{}-{}", state.issued, unique_name());
-        let expires_at = now() + seconds;
-        state
-            .access_tokens
-            .insert(token.clone(), (client.to_owned(), expires_at));
+        let issued = Issued {
+            client: client.to_owned(),
+            expires_at: now() + seconds,
+            jkt: None,
+        };
+        state.access_tokens.insert(token.clone(), issued);
         token
     }
 
@@ -414,6 +476,9 @@ async fn discovery(State(p): State<Arc<Shared>>) -> Json<Value> {
         document["pushed_authorization_request_endpoint"] = json!(format!("{i}/par"));
     }
     document["require_pushed_authorization_requests"] = json!(state.behaviour.require_par);
+    if state.behaviour.dpop {
+        document["dpop_signing_alg_values_supported"] = json!(["ES256"]);
+    }
     if state.behaviour.client_jwks.is_some() {
         document["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
         document["token_endpoint_auth_signing_alg_values_supported"] =
@@ -444,20 +509,29 @@ async fn token(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     note_traceparent(&p, &headers);
-    let (grant, behaviour) = {
+    {
         let mut state = p.state.lock().unwrap();
         state.token_requests += 1;
         if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
             state.refresh_requests += 1;
         }
-        let grant = form.get("code").and_then(|c| state.grants.remove(c));
-        (grant, state.behaviour.clone())
-    };
+    }
+    // The client first, then its proof, as oidc-provider does: a refused proof uses up neither
+    // the code nor the refresh token.
     if !client_authenticated(&p, &headers, &form) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
+    let jkt = match token_proof(&p, &headers) {
+        Ok(jkt) => jkt,
+        Err((error, why)) => return dpop_refusal(&p, false, error, why),
+    };
+    let (grant, behaviour) = {
+        let mut state = p.state.lock().unwrap();
+        let grant = form.get("code").and_then(|c| state.grants.remove(c));
+        (grant, state.behaviour.clone())
+    };
     if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
-        return refresh(&p, &behaviour, form.get("refresh_token")).await;
+        return refresh(&p, &behaviour, form.get("refresh_token"), jkt).await;
     }
     let Some(grant) = grant else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
@@ -489,15 +563,21 @@ async fn token(
     if behaviour.tamper_signature {
         tamper_signature(&mut id_token);
     }
-    keep_tokens(&p, &access_token, &id_token, behaviour.expires_in);
+    keep_tokens(
+        &p,
+        &access_token,
+        &id_token,
+        behaviour.expires_in,
+        jkt.clone(),
+    );
     let mut response = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": token_type(&jkt),
         "expires_in": behaviour.expires_in.unwrap_or(300),
         "id_token": id_token,
     });
     if behaviour.refresh_tokens {
-        response["refresh_token"] = new_refresh_token(&p).into();
+        response["refresh_token"] = new_refresh_token(&p, &behaviour, &jkt).into();
     }
     merge(&mut response, &behaviour.token_fields);
     Json(response).into_response()
@@ -517,34 +597,68 @@ fn id_token_claims(p: &Shared, access_token: &str) -> Value {
 }
 
 /// Notes the tokens of an answer: secrets never to be logged, and an access token good for
-/// `expires_in` seconds.
-fn keep_tokens(p: &Shared, access_token: &str, id_token: &str, expires_in: Option<i64>) {
+/// `expires_in` seconds, bound to the DPoP key `jkt` if there is one.
+fn keep_tokens(
+    p: &Shared,
+    access_token: &str,
+    id_token: &str,
+    expires_in: Option<i64>,
+    jkt: Option<String>,
+) {
     let mut state = p.state.lock().unwrap();
-    let expires_at = now() + expires_in.unwrap_or(300);
-    let client = p.identity.client_id.to_owned();
-    state
-        .access_tokens
-        .insert(access_token.into(), (client, expires_at));
+    let issued = Issued {
+        client: p.identity.client_id.to_owned(),
+        expires_at: now() + expires_in.unwrap_or(300),
+        jkt,
+    };
+    state.access_tokens.insert(access_token.into(), issued);
     state.secrets.extend([access_token.into(), id_token.into()]);
 }
 
-fn new_refresh_token(p: &Shared) -> String {
+/// A bound access token is a DPoP one.
+fn token_type(jkt: &Option<String>) -> &'static str {
+    match jkt {
+        Some(_) => "DPoP",
+        None => "Bearer",
+    }
+}
+
+fn new_refresh_token(p: &Shared, behaviour: &Behaviour, jkt: &Option<String>) -> String {
     let mut state = p.state.lock().unwrap();
     state.issued += 1;
     let token = format!("rt-{}-{}", state.issued, unique_name());
     state.refresh_tokens.insert(token.clone());
+    if let (true, Some(jkt)) = (behaviour.dpop_binds_refresh, jkt) {
+        state.refresh_jkt.insert(token.clone(), jkt.clone());
+    }
     state.secrets.push(token.clone());
     token
 }
 
 /// The refresh grant: a known refresh token is used up and a new one issued with new tokens
 /// (or, with `refresh_token_kept`, it stays good and only the tokens are new).
-async fn refresh(p: &Shared, behaviour: &Behaviour, token: Option<&String>) -> Response {
+/// A refresh token bound to a DPoP key works only with a proof of that key.
+async fn refresh(
+    p: &Shared,
+    behaviour: &Behaviour,
+    token: Option<&String>,
+    jkt: Option<String>,
+) -> Response {
     if let Some(delay) = behaviour.refresh_delay {
         tokio::time::sleep(delay).await;
     }
     let known = token.is_some_and(|t| {
         let mut state = p.state.lock().unwrap();
+        if state
+            .refresh_jkt
+            .get(t)
+            .is_some_and(|bound| Some(bound) != jkt.as_ref())
+        {
+            state
+                .dpop_refusals
+                .push("a refresh token bound to another key".into());
+            return false;
+        }
         match behaviour.refresh_token_kept {
             true => state.refresh_tokens.contains(t),
             false => state.refresh_tokens.remove(t),
@@ -562,15 +676,21 @@ async fn refresh(p: &Shared, behaviour: &Behaviour, token: Option<&String>) -> R
     let mut claims = id_token_claims(p, &access_token);
     merge(&mut claims, &behaviour.refresh_id_token_claims);
     let id_token = sign_jwt(&behaviour.signer, &claims);
-    keep_tokens(p, &access_token, &id_token, behaviour.expires_in);
+    keep_tokens(
+        p,
+        &access_token,
+        &id_token,
+        behaviour.expires_in,
+        jkt.clone(),
+    );
     let mut response = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": token_type(&jkt),
         "expires_in": behaviour.expires_in.unwrap_or(300),
         "id_token": id_token,
     });
     if !behaviour.refresh_token_kept {
-        response["refresh_token"] = new_refresh_token(p).into();
+        response["refresh_token"] = new_refresh_token(p, behaviour, &jkt).into();
     }
     Json(response).into_response()
 }
@@ -644,6 +764,37 @@ fn client_authenticated(p: &Shared, headers: &HeaderMap, form: &HashMap<String, 
     }
 }
 
+/// Checks a JWS signature (of `input`) made by `alg` with the public `key`, a JWK.
+fn verify(key: &Value, alg: Option<&str>, input: &str, signature: &[u8]) -> Result<(), String> {
+    use ring::signature;
+    let b64 = |name: &str| {
+        URL_SAFE_NO_PAD
+            .decode(key[name].as_str().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let verified = match alg {
+        Some("ES256") => {
+            let point = [vec![4], b64("x"), b64("y")].concat();
+            signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                .verify(input.as_bytes(), signature)
+        }
+        Some(alg @ ("PS256" | "RS256")) => {
+            let key = signature::RsaPublicKeyComponents {
+                n: b64("n"),
+                e: b64("e"),
+            };
+            let params = if alg == "PS256" {
+                &signature::RSA_PSS_2048_8192_SHA256
+            } else {
+                &signature::RSA_PKCS1_2048_8192_SHA256
+            };
+            key.verify(params, input.as_bytes(), signature)
+        }
+        other => return Err(format!("signed with {other:?}")),
+    };
+    verified.map_err(|_| "a bad signature".to_owned())
+}
+
 /// A client assertion's claims, when it is one the app's client signed for this provider.
 fn check_assertion(
     p: &Shared,
@@ -652,7 +803,6 @@ fn check_assertion(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<Value, String> {
-    use ring::signature;
     if headers.contains_key(header::AUTHORIZATION) || form.contains_key("client_secret") {
         return Err("a client secret was sent".into());
     }
@@ -676,33 +826,7 @@ fn check_assertion(
         .as_array()
         .and_then(|keys| keys.iter().find(|k| k["kid"] == header["kid"]))
         .ok_or("signed with a key the client did not publish")?;
-    let b64 = |name: &str| URL_SAFE_NO_PAD.decode(key[name].as_str().unwrap_or_default());
-    let verified = match header["alg"].as_str() {
-        Some("ES256") => {
-            let point = [
-                vec![4],
-                b64("x").unwrap_or_default(),
-                b64("y").unwrap_or_default(),
-            ]
-            .concat();
-            signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                .verify(input.as_bytes(), &signature)
-        }
-        Some(alg @ ("PS256" | "RS256")) => {
-            let key = signature::RsaPublicKeyComponents {
-                n: b64("n").unwrap_or_default(),
-                e: b64("e").unwrap_or_default(),
-            };
-            let params = if alg == "PS256" {
-                &signature::RSA_PSS_2048_8192_SHA256
-            } else {
-                &signature::RSA_PKCS1_2048_8192_SHA256
-            };
-            key.verify(params, input.as_bytes(), &signature)
-        }
-        other => return Err(format!("signed with {other:?}")),
-    };
-    verified.map_err(|_| "a bad signature".to_owned())?;
+    verify(key, header["alg"].as_str(), input, &signature)?;
     let client = p.identity.client_id;
     if claims["iss"] != client || claims["sub"] != client {
         return Err("iss or sub is not the client".into());
@@ -725,6 +849,105 @@ fn check_assertion(
     Ok(claims)
 }
 
+/// The DPoP key a token request proves it holds (its thumbprint), when the provider takes
+/// DPoP; or the error and why.
+fn token_proof(p: &Shared, headers: &HeaderMap) -> Result<Option<String>, (&'static str, String)> {
+    if !p.state.lock().unwrap().behaviour.dpop {
+        return Ok(None); // a provider that knows nothing of DPoP ignores the header
+    }
+    check_proof(p, headers, "POST", "/token", None).map(Some)
+}
+
+/// A DPoP refusal, noted: the token endpoint's 400 with the error in its JSON, or a resource's
+/// 401 with it in `WWW-Authenticate`; with the current nonce when one is required.
+fn dpop_refusal(p: &Shared, resource: bool, error: &str, why: String) -> Response {
+    let mut state = p.state.lock().unwrap();
+    state.dpop_refusals.push(why);
+    let mut response = match resource {
+        true => (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                format!("DPoP error=\"{error}\", algs=\"ES256\""),
+            )],
+        )
+            .into_response(),
+        false => oauth_error(StatusCode::BAD_REQUEST, error),
+    };
+    if state.behaviour.dpop_nonce {
+        response
+            .headers_mut()
+            .insert("dpop-nonce", state.dpop_nonce.parse().unwrap());
+    }
+    response
+}
+
+/// Checks the DPoP proof of a `method` request to `path` here (RFC 9449, 4.3): one `DPoP`
+/// header, a `dpop+jwt` signed with the public key it carries, the request's method and URL,
+/// a recent `iat`, a `jti` never seen, the token's hash (`ath`) when a token is sent, and the
+/// current nonce when nonces are required. The key's thumbprint, or the error and why.
+fn check_proof(
+    p: &Shared,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    access_token: Option<&str>,
+) -> Result<String, (&'static str, String)> {
+    let invalid = |why: &str| ("invalid_dpop_proof", why.to_owned());
+    let mut proofs = headers.get_all("dpop").iter();
+    let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+        return Err(invalid("not one DPoP header"));
+    };
+    let proof = proof.to_str().map_err(|_| invalid("not text"))?;
+    let (input, signature) = proof.rsplit_once('.').ok_or(invalid("not a JWT"))?;
+    let part = |n: usize| -> Option<Value> {
+        let bytes = URL_SAFE_NO_PAD.decode(input.split('.').nth(n)?).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    let (Some(header), Some(mut claims)) = (part(0), part(1)) else {
+        return Err(invalid("not a JWT"));
+    };
+    let jwk = &header["jwk"];
+    if header["typ"] != "dpop+jwt" || jwk["kty"] != "EC" || jwk.get("d").is_some() {
+        return Err(invalid("not a dpop+jwt with a public EC key"));
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| invalid("not a JWT"))?;
+    verify(jwk, header["alg"].as_str(), input, &signature).map_err(|why| invalid(&why))?;
+    let mut state = p.state.lock().unwrap();
+    if claims["htm"] != method || claims["htu"] != format!("{}{path}", p.issuer) {
+        return Err(invalid("htm or htu is not this request's"));
+    }
+    if claims["iat"]
+        .as_i64()
+        .is_none_or(|iat| (now() - iat).abs() > 60)
+    {
+        return Err(invalid("iat is not recent"));
+    }
+    let jti = claims["jti"].as_str().ok_or(invalid("no jti"))?;
+    if !state.dpop_jtis.insert(jti.to_owned()) {
+        return Err(invalid("a jti used before"));
+    }
+    let ath = access_token.map(|token| URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())));
+    if claims.get("ath").and_then(Value::as_str) != ath.as_deref() {
+        return Err(invalid("ath is not the token's hash"));
+    }
+    if state.behaviour.dpop_nonce && claims["nonce"] != state.dpop_nonce.as_str() {
+        return Err(("use_dpop_nonce", "no nonce, or an old one".into()));
+    }
+    let canonical = format!(
+        r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
+        jwk["crv"], jwk["x"], jwk["y"]
+    );
+    let jkt = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+    claims["endpoint"] = json!(path.trim_start_matches('/'));
+    claims["proof"] = json!(proof);
+    claims["jkt"] = json!(jkt);
+    state.dpop_proofs.push(claims);
+    Ok(jkt)
+}
+
 /// RFC 7662 introspection, for the app's client: an access token it issued and that has not
 /// expired is active, with the client it was issued to; anything else is not.
 async fn introspect(
@@ -740,11 +963,12 @@ async fn introspect(
     let issued = form
         .get("token")
         .and_then(|token| state.access_tokens.get(token))
-        .filter(|(_, expires_at)| now() < *expires_at);
+        .filter(|issued| now() < issued.expires_at);
     match issued {
-        Some((client, expires_at)) => Json(json!({
-            "active": true, "client_id": client, "sub": p.identity.subject,
-            "exp": expires_at, "iss": p.issuer, "token_type": "Bearer", "scope": "openid email",
+        Some(issued) => Json(json!({
+            "active": true, "client_id": issued.client, "sub": p.identity.subject,
+            "exp": issued.expires_at, "iss": p.issuer, "token_type": token_type(&issued.jkt),
+            "scope": "openid email",
         }))
         .into_response(),
         None => Json(json!({ "active": false })).into_response(),
@@ -816,20 +1040,32 @@ async fn userinfo(State(p): State<Arc<Shared>>, headers: HeaderMap) -> Response 
             return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token");
         }
     }
-    let expires_at = headers
+    // `Bearer <token>`, or `DPoP <token>` with a proof of the key the token is bound to.
+    let authorization = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "))
-        .and_then(|token| {
-            p.state
-                .lock()
-                .unwrap()
-                .access_tokens
-                .get(token)
-                .map(|t| t.1)
-        });
-    if expires_at.is_none_or(|at| now() >= at) {
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (scheme, token) = authorization.split_once(' ').unwrap_or_default();
+    let issued = {
+        let state = p.state.lock().unwrap();
+        let issued = state.access_tokens.get(token);
+        issued.map(|issued| (issued.expires_at, issued.jkt.clone()))
+    };
+    let Some((_, jkt)) = issued.filter(|(expires_at, _)| now() < *expires_at) else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    };
+    match (scheme, jkt) {
+        ("Bearer", None) => {}
+        ("DPoP", Some(jkt)) => match check_proof(&p, &headers, "GET", "/userinfo", Some(token)) {
+            Ok(proved) if proved == jkt => {}
+            Ok(_) => {
+                return dpop_refusal(&p, true, "invalid_token", "a proof of another key".into())
+            }
+            Err((error, why)) => return dpop_refusal(&p, true, error, why),
+        },
+        _ => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token"),
     }
+
     let mut claims = json!({
         "sub": p.identity.subject,
         "name": p.identity.name,

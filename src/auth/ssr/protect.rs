@@ -14,6 +14,7 @@ use crate::{
         self, forbidden, outage, sign_in_required, step_up_required, SignInFailure, CODE_HEADER,
     },
     json_errors, links,
+    oidc::dpop,
     session::SessionUser,
     state::AppState,
     visitor::{SessionSummary, Visitor},
@@ -92,6 +93,9 @@ pub enum ApiError {
     /// The provider would not renew the tokens: the session has ended.
     #[error("the session has ended")]
     SessionEnded,
+    /// The session's DPoP key could not make a proof for the request.
+    #[error("the request could not carry a DPoP proof: {0}")]
+    Proof(#[from] crate::oidc::OidcError),
 }
 
 impl SignedIn {
@@ -150,9 +154,11 @@ impl SignedIn {
         }
     }
 
-    /// Sends the request `build` makes, with the user's access token as its Bearer token. When
-    /// the API answers 401, the tokens are renewed once (the same single renewal per session
-    /// as pages use) and the request sent once more; its answer is the answer, whatever it is.
+    /// Sends the request `build` makes, with the user's access token as its Bearer token (with
+    /// DPoP, bound to the session's key: `Authorization: DPoP` and a proof, sent once more when
+    /// the API asks for a nonce). When the API answers 401, the tokens are renewed once (the
+    /// same single renewal per session as pages use) and the request sent once more; its answer
+    /// is the answer, whatever it is.
     pub async fn send(
         &mut self,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
@@ -167,17 +173,44 @@ impl SignedIn {
             let _ = renewal::end_unrenewed(&app, &session, &self.user).await;
             return Err(ApiError::SessionEnded);
         }
-        Ok(self.send_once(&build).await?)
+        self.send_once(&build).await
     }
 
     async fn send_once(
         &self,
         build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, reqwest::Error> {
-        build(&self.app.api_client)
-            .bearer_auth(&self.user.access_token)
-            .send()
-            .await
+    ) -> Result<reqwest::Response, ApiError> {
+        let client = &self.app.api_client;
+        let bearer = || build(client).bearer_auth(&self.user.access_token);
+        let Some(key) = &self.user.dpop_key else {
+            return Ok(bearer().send().await?);
+        };
+        let key = dpop::DpopKey::from_stored(key)?;
+        // The nonces of the provider that bound the token (a session whose provider is gone
+        // from the configuration still gets one retry).
+        let own = dpop::Nonces::default();
+        let nonces = self.provider().map_or(&own, |p| p.dpop_nonces());
+        let mut retried = false;
+        loop {
+            let mut request = bearer().build()?;
+            let url = request.url().clone();
+            let method = request.method().clone();
+            let sent = dpop::attach(&key, nonces, &method, &url, request.headers_mut())?;
+            let answer = client.execute(request).await?;
+            if !retried
+                && dpop::wants_nonce(
+                    nonces,
+                    &url,
+                    sent.as_deref(),
+                    answer.status(),
+                    answer.headers(),
+                )
+            {
+                retried = true;
+                continue;
+            }
+            return Ok(answer);
+        }
     }
 
     /// The user's sessions, in every browser and on every instance: this browser's first, then

@@ -145,7 +145,10 @@ fn renewal_key(refresh_token: &str, access_token: &str) -> String {
 
 /// The refresh itself, at the provider that signed the session in.
 async fn refresh(provider: &Provider, user: &SessionUser, refresh_token: &str) -> Renewal {
-    match provider.refresh(refresh_token, &user.subject).await {
+    match provider
+        .refresh(refresh_token, &user.subject, user.dpop_key.as_deref())
+        .await
+    {
         Ok(refreshed) => Renewal::Renewed(refreshed),
         Err(e) if e.is_transient() => {
             tracing::warn!(error = %e, "token refresh postponed");
