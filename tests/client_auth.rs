@@ -141,3 +141,35 @@ fn key_files_sign_in_their_order_and_rotate() {
         }
     })
 }
+
+/// `client_secret_post`, chosen (`OIDC_CLIENT_AUTH=client_secret_post`) or followed because the
+/// provider takes only that (the default): the secret in the body of every call, never in
+/// HTTP Basic, which this provider refuses.
+#[test]
+fn the_secret_goes_in_the_body_where_the_provider_takes_it_only_there() {
+    run(async {
+        for vars in [&[("OIDC_CLIENT_AUTH", "client_secret_post")][..], &[]] {
+            let provider = TestProvider::start().await;
+            provider.set_behaviour(Behaviour {
+                client_secret_post: true,
+                ..Behaviour::short_tokens(4)
+            });
+            let app = start_app_with(&provider.issuer, &Stores::sqlite(), vars).await;
+            let signed_in = app.sign_in(&provider).await;
+            assert_eq!(signed_in.location.as_deref(), Some("/profile"), "{vars:?}");
+            tokio::time::sleep(Duration::from_millis(3200)).await;
+            assert!(app.signed_in().await);
+            assert_eq!(provider.refresh_requests(), 1, "no renewal: {vars:?}");
+            let token = provider.opaque_access_token(CLIENT_ID, 300);
+            let me = reqwest::Client::new()
+                .get(format!("{}/api/me", app.url))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(me.status(), 200, "introspection failed: {vars:?}");
+            assert_eq!(app.sign_out(false).await.status, 302);
+            assert_eq!(provider.revoked_at_least(2).await.len(), 2, "{vars:?}");
+        }
+    })
+}

@@ -106,6 +106,9 @@ pub struct Behaviour {
     /// The client authenticates with `private_key_jwt`, its assertions signed by these keys
     /// (the app's `/.well-known/jwks.json`); its secret is then refused.
     pub client_jwks: Option<Value>,
+    /// The client authenticates with its secret in the request body (`client_secret_post`),
+    /// the only way the provider advertises; HTTP Basic is refused.
+    pub client_secret_post: bool,
     /// The `aud` a client assertion must name (by default the issuer).
     pub assertion_audience: Option<String>,
     /// Require pushed authorization requests (RFC 9126): a request in the browser's URL is
@@ -479,6 +482,9 @@ async fn discovery(State(p): State<Arc<Shared>>) -> Json<Value> {
     if state.behaviour.dpop {
         document["dpop_signing_alg_values_supported"] = json!(["ES256"]);
     }
+    if state.behaviour.client_secret_post {
+        document["token_endpoint_auth_methods_supported"] = json!(["client_secret_post"]);
+    }
     if state.behaviour.client_jwks.is_some() {
         document["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
         document["token_endpoint_auth_signing_alg_values_supported"] =
@@ -722,15 +728,26 @@ fn note_traceparent(p: &Shared, headers: &HeaderMap) {
     }
 }
 
-/// Whether the request authenticates the app's client: with its secret (`client_secret_basic`),
-/// or, when the client is registered with keys, with a client assertion (`private_key_jwt`),
-/// each of which is checked and noted (a refusal with why).
+/// Whether the request authenticates the app's client: with its secret (`client_secret_basic`,
+/// or `client_secret_post` when registered so), or, when the client is registered with keys,
+/// with a client assertion (`private_key_jwt`), each of which is checked and noted (a refusal
+/// with why).
 fn client_authenticated(p: &Shared, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
-    let (jwks, audience) = {
+    let (jwks, audience, post) = {
         let state = p.state.lock().unwrap();
         let b = &state.behaviour;
-        (b.client_jwks.clone(), b.assertion_audience.clone())
+        (
+            b.client_jwks.clone(),
+            b.assertion_audience.clone(),
+            b.client_secret_post,
+        )
     };
+    if post {
+        let id = &p.identity;
+        return !headers.contains_key(header::AUTHORIZATION)
+            && form.get("client_id").map(String::as_str) == Some(id.client_id)
+            && form.get("client_secret").map(String::as_str) == Some(id.client_secret);
+    }
     let Some(jwks) = jwks else {
         let expected = format!(
             "Basic {}",
