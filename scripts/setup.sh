@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the app (`dev`), its tests (`test`) or the benchmark (`bench`) need, skipping
-# whatever is present.
+# Installs what the app (`dev`), its tests (`test`), the benchmark (`bench`) or the benchmark
+# with its peers (`peers`) need, skipping whatever is present.
 # Safe to run again and again; the README's two commands run it for you.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +54,7 @@ npm_ci() { # installs a package's node_modules from its lockfile when they are m
 }
 npm_ci scripts/provider
 
-if [ "$mode" = test ] || [ "$mode" = bench ]; then
+if [ "$mode" = test ] || [ "$mode" = bench ] || [ "$mode" = peers ]; then
   # Release builds run wasm-opt; npm's binaryen ships a working one.
   if ! have wasm-opt; then
     say "installing wasm-opt (npm binaryen)"
@@ -69,8 +69,12 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   fi
 fi
 
-if [ "$mode" = bench ]; then
+if [ "$mode" = bench ] || [ "$mode" = peers ]; then
   # The load tool, taskset (util-linux) to pin the app and the load to their cores, and the
   # session stores measured beside SQLite (started by scripts/test-servers.sh).
   apt_install wrk util-linux redis-server postgresql python3
+fi
+if [ "$mode" = peers ]; then
+  # The peers: Apache with mod_auth_openidc, and Python for the Flask sample's virtualenv.
+  apt_install apache2 libapache2-mod-auth-openidc python3-venv
 fi

@@ -6,9 +6,12 @@
 //
 // Settings: BENCH_SECONDS (5) per wrk run (each load scenario is run 3 times; the median run
 // is reported, the machine being shared), BENCH_SIGNINS (1500) full sign-ins, BENCH_README=0
-// to leave the README alone.
+// to leave the README alone, BENCH_PEERS=1 to measure the peers too (`scripts/bench.sh peers`:
+// the same scenarios against other relying parties, each on the app's core and address in
+// turn; see peers.mjs), with a side-by-side table.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -48,12 +51,24 @@ async function waitFor(url, timeoutMs = 30_000) {
   }
 }
 
-/** Resident memory (MiB) and CPU time (ms) of a process, from /proc. */
+/** Resident memory (MiB) and CPU time (ms) of a process and its children (a peer's workers),
+ * from /proc. */
 function usage(pid) {
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1];
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const cpuTicks = Number(stat[11]) + Number(stat[12]); // utime + stime
-  return { rssMiB: Number(rss) / 1024, cpuMs: (cpuTicks * 1000) / TICKS_PER_SECOND };
+  const children = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')[1] === String(pid);
+    } catch { return false; } // gone meanwhile
+  });
+  let rssMiB = 0;
+  let cpuMs = 0;
+  for (const p of [pid, ...children]) {
+    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))[1];
+    const stat = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+    const cpuTicks = Number(stat[11]) + Number(stat[12]); // utime + stime
+    rssMiB += Number(rss) / 1024;
+    cpuMs += (cpuTicks * 1000) / TICKS_PER_SECOND;
+  }
+  return { rssMiB, cpuMs };
 }
 
 function toMs(text) {
@@ -61,10 +76,14 @@ function toMs(text) {
   return Number(n) * { us: 0.001, ms: 1, s: 1000 }[unit];
 }
 
+/** What a browser's page load says it is, which mod_auth_openidc looks for before it sends a
+ * visitor to sign in (a program gets a 401). Every wrk request says it. */
+const NAVIGATION = ['Accept: text/html', 'Sec-Fetch-Mode: navigate', 'Sec-Fetch-Dest: document'];
+
 /** wrk, pinned to the load core, 32 connections: requests per second, p50 and p99 in ms. */
 function wrk(path, headers = [], duration = seconds) {
   const args = ['-c', loadCore, 'wrk', '-t1', '-c32', `-d${duration}s`, '--latency'];
-  for (const h of headers) args.push('-H', h);
+  for (const h of [...NAVIGATION, ...headers]) args.push('-H', h);
   const run = spawnSync('taskset', [...args, `${APP}${path}`], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr}`);
   const out = run.stdout;
@@ -98,18 +117,37 @@ class Jar {
   }
 }
 
-async function get(jar, url) {
-  const response = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header(url), accept: 'text/html' } });
-  jar.store(url, response);
-  await response.arrayBuffer();
-  return response;
+const agent = new http.Agent({ keepAlive: true });
+
+/** A page load as a browser's navigation (node:http: fetch would say `Sec-Fetch-Mode: cors`,
+ * on which mod_auth_openidc rightly does not start a sign-in). Over a kept-alive connection;
+ * one the server has closed meanwhile is replaced once, as browsers do. */
+function get(jar, url, again = true) {
+  return new Promise((resolve, reject) => {
+    const headers = {
+      cookie: jar.header(url), accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document',
+    };
+    http.get(url, { agent, headers }, (response) => {
+      const answer = {
+        status: response.statusCode,
+        headers: {
+          get: (name) => response.headers[name] ?? null,
+          getSetCookie: () => response.headers['set-cookie'] ?? [],
+        },
+      };
+      jar.store(url, answer);
+      response.resume();
+      response.on('end', () => resolve(answer));
+    }).on('error', (e) => (again && e.code === 'ECONNRESET' ? resolve(get(jar, url, false)) : reject(e)));
+  });
 }
 
-/** One whole sign-in as a new browser: /login, the provider's redirects, the callback. */
-async function signIn() {
+/** One whole sign-in as a new browser: `start` (/login), the provider's redirects, the
+ * callback, which must send the browser to /profile. */
+async function signIn(start = '/login') {
   const jar = new Jar();
-  let response = await get(jar, `${APP}/login`);
-  let url = response.headers.get('location');
+  let response = await get(jar, `${APP}${start}`);
+  let url = new URL(response.headers.get('location') ?? `/(${response.status})`, APP).href;
   while (!url.startsWith(APP)) {
     response = await get(jar, url);
     if (!response.headers.get('location')) throw new Error(`the provider stopped at ${url}: ${response.status}`);
@@ -118,7 +156,8 @@ async function signIn() {
   const started = performance.now();
   response = await get(jar, url);
   const callbackMs = performance.now() - started;
-  if (response.headers.get('location') !== '/profile') throw new Error(`callback answered ${response.status}`);
+  const landed = response.headers.get('location');
+  if (!landed || new URL(landed, APP).pathname !== '/profile') throw new Error(`callback answered ${response.status} ${landed}`);
   return { callbackMs, cookie: jar.header(APP) };
 }
 
@@ -168,10 +207,15 @@ const idle = usage(app.pid);
 
 const rows = [];
 const memory = [['idle', idle.rssMiB]];
-function scenario(name, budgetRps, path, headers, measured = app, short = name.split(':')[0]) {
+/** wrk's median run of `path`, after a warm-up. */
+function median(path, headers = []) {
   wrk(path, headers, 2); // warm-up
   const runs = Array.from({ length: RUNS }, () => wrk(path, headers)).sort((x, y) => x.rps - y.rps);
-  const r = runs[Math.floor(RUNS / 2)];
+  return runs[Math.floor(RUNS / 2)];
+}
+
+function scenario(name, budgetRps, path, headers, measured = app, short = name.split(':')[0]) {
+  const r = median(path, headers);
   rows.push({ name, ...r, budgetRps });
   memory.push([short, usage(measured.pid).rssMiB]);
   console.error(`${name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
@@ -194,18 +238,22 @@ const providerMs = (providerAfter.token.ms - providerBefore.token.ms
   + providerAfter.userinfo.ms - providerBefore.userinfo.ms) / alone;
 callbacks.sort((x, y) => x - y);
 
-const cpuBefore = usage(app.pid).cpuMs;
-const began = performance.now();
-let left = signIns;
-await Promise.all(Array.from({ length: 8 }, async () => {
-  while (left-- > 0) await signIn();
-}));
-const elapsed = (performance.now() - began) / 1000;
+/** `signIns` sign-ins, 8 new browsers at a time, starting at `start`: how many a second, and
+ * the CPU time `measured` (and its children) spent on each. */
+async function signInLoad(measured, start = '/login') {
+  const cpuBefore = usage(measured.pid).cpuMs;
+  const began = performance.now();
+  let left = signIns;
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    while (left-- > 0) await signIn(start);
+  }));
+  const elapsed = (performance.now() - began) / 1000;
+  return { perSecond: signIns / elapsed, cpu: (usage(measured.pid).cpuMs - cpuBefore) / signIns };
+}
 const d = {
-  perSecond: signIns / elapsed,
+  ...(await signInLoad(app)),
   p50: percentile(callbacks, 50),
   p99: percentile(callbacks, 99),
-  cpu: (usage(app.pid).cpuMs - cpuBefore) / signIns,
   providerMs,
 };
 memory.push(['d', usage(app.pid).rssMiB]);
@@ -239,6 +287,30 @@ for (const [store, stores] of others) {
   await exited(par);
 }
 
+// The peers (BENCH_PEERS=1): the same scenarios against other relying parties, each alone on
+// the app's core and address in turn, with the same provider; where a peer has no /login, its
+// sign-in starts at /profile, as its users' do.
+const peerResults = [];
+if (process.env.BENCH_PEERS === '1') {
+  const { peers } = await import('./peers.mjs');
+  for (const peer of peers) {
+    const child = peer.start({ start, core: appCore, work, app: APP, provider: PROVIDER });
+    await waitFor(`${APP}/`);
+    const idleMiB = usage(child.pid).rssMiB;
+    const a = median('/');
+    const b = median(peer.login);
+    const { cookie: signedIn } = await signIn(peer.login);
+    const c = median('/profile', [`Cookie: ${signedIn}`]);
+    for (let i = 0; i < 50; i++) await signIn(peer.login); // warm-up
+    const load = await signInLoad(child, peer.login);
+    const memoryMiB = usage(child.pid).rssMiB;
+    peerResults.push({ ...peer, a, b, c, d: load, idleMiB, memoryMiB });
+    console.error(`${peer.name}: a ${a.rps.toFixed(0)}/s, b ${b.rps.toFixed(0)}/s, c ${c.rps.toFixed(0)}/s, d ${load.cpu.toFixed(3)} ms, ${memoryMiB.toFixed(1)} MiB`);
+    child.kill('SIGTERM');
+    await exited(child);
+  }
+}
+
 const pkg = join(bundle, 'site', 'pkg');
 const wasm = size(join(pkg, readdirSync(pkg).find((f) => f.endsWith('.wasm'))));
 const js = size(join(pkg, readdirSync(pkg).find((f) => f.endsWith('.js'))));
@@ -264,9 +336,40 @@ const stamp = `Measured by \`scripts/bench.sh\` on ${when}: ${cpu}, ${cpus().len
 const table = lines.join('\n');
 console.log(`\n${stamp}\n\n${table}`);
 
+// The side-by-side table: this app's rows of the run above, and each peer's.
+let peerTable = '';
+if (peerResults.length) {
+  const ours = {
+    a: rows[0], b: rows[1], c: rows[2], d, memoryMiB: Math.max(...memory.slice(0, 5).map(([, m]) => m)),
+  };
+  const rate = (r) => `${f(r.rps)}/s, p99 ${f(r.p99, 2)} ms`;
+  const best = (pick, better) => peerResults.reduce((x, y) => (better(pick(y), pick(x)) ? y : x));
+  const higher = (x, y) => x > y;
+  const lower = (x, y) => x < y;
+  const row = (label, pick, text, better, ratioText) => {
+    const top = best(pick, better);
+    return `| ${label} | ${text(ours)} | ${peerResults.map((p) => text(p)).join(' | ')} | ${top.short} | ${ratioText(pick(ours), pick(top))} |`;
+  };
+  const times = (x, y) => `${f(x / y, 2)}x`;
+  peerTable = [
+    `| scenario | this app | ${peerResults.map((p) => p.name).join(' | ')} | best peer | this app against it |`,
+    `|---|---|${peerResults.map(() => '---').join('|')}|---|---|`,
+    row('a: GET / (public page)', (r) => r.a.rps, (r) => rate(r.a), higher, (x, y) => `${times(x, y)} the rate`),
+    row('b: starting a sign-in (`/login`, or `/profile` unauthenticated)', (r) => r.b.rps, (r) => rate(r.b), higher, (x, y) => `${times(x, y)} the rate`),
+    row('c: GET /profile, signed in', (r) => r.c.rps, (r) => rate(r.c), higher, (x, y) => `${times(x, y)} the rate`),
+    row('d: app CPU per full sign-in', (r) => r.d.cpu, (r) => `${f(r.d.cpu, 3)} ms`, lower, (x, y) => `${times(x, y)} the CPU`),
+    row('resident memory after the load', (r) => r.memoryMiB, (r) => `${f(r.memoryMiB, 1)} MiB`, lower, (x, y) => `${times(x, y)} the memory`),
+  ].join('\n');
+  console.log(`\n${peerTable}`);
+}
+
 if (process.env.BENCH_README !== '0') {
   const readme = readFileSync('README.md', 'utf8');
-  const updated = readme.replace(/(<!-- bench:start -->\n)[\s\S]*?(<!-- bench:end -->)/, `$1${stamp}\n\n${table}\n$2`);
+  let updated = readme.replace(/(<!-- bench:start -->\n)[\s\S]*?(<!-- bench:end -->)/, `$1${stamp}\n\n${table}\n$2`);
+  if (peerTable) {
+    const peersStamp = `Measured by \`scripts/bench.sh peers\` on ${when}, in the same run as the table above (same machine, provider, wrk and sign-in driver; each peer alone on the app's core). The peers, as configured:\n\n${peerResults.map((p) => `- **${p.name}**: ${p.configured}.`).join('\n')}`;
+    updated = updated.replace(/(<!-- peers:start -->\n)[\s\S]*?(<!-- peers:end -->)/, `$1${peersStamp}\n\n${peerTable}\n$2`);
+  }
   writeFileSync('README.md', updated);
   console.error('README.md: benchmark table updated');
 }

@@ -20,7 +20,8 @@
 //   PROVIDER_AUTO_SIGN_IN  an Acme demo user (alice) signed in without the login and consent pages,
 //                      for the benchmark: the flow, its redirects and its tokens stay real.
 //                      It also serves GET /bench/stats: time spent on the app's token and
-//                      userinfo requests.
+//                      userinfo requests, and takes ${APP_URL}/profile as a redirect URI too
+//                      (for the benchmark's axum-oidc peer).
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -141,7 +142,9 @@ function configuration(tenant) {
   return {
     clients: [{
       client_name: 'Leptos OIDC demo',
-      redirect_uris: [`${appUrl}/authorization-code/callback`],
+      // In the benchmark's mode also /profile: axum-oidc, one of the benchmark's peers, takes
+      // the provider's redirect back at the page it protects.
+      redirect_uris: [`${appUrl}/authorization-code/callback`, ...(tenant.autoSignIn ? [`${appUrl}/profile`] : [])],
       post_logout_redirect_uris: [`${appUrl}/`],
       // Signing out here (or the session ending) tells the app, which ends its sessions too.
       backchannel_logout_uri: `${appUrl}/backchannel-logout`,
