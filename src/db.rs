@@ -79,8 +79,11 @@ pub async fn open(url: &str) -> Result<Db, ConfigError> {
                 .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
         }
     }
+    // One connection: SQLite commits one writer at a time anyway, and a connection's page
+    // cache is emptied whenever another connection writes; with one, it stays warm, and a
+    // statement never waits for another connection to be opened.
     let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(1)
         // A connection to a local file does not go stale: no ping (a hand-off to sqlx's worker
         // thread) before every statement.
         .test_before_acquire(false)
