@@ -729,23 +729,19 @@ enum Grant<'a> {
 /// (a provider that ignores DPoP answers `Bearer`), a Bearer token otherwise.
 fn check_token_type(tokens: &CoreTokenResponse, dpop: bool) -> Result<(), OidcError> {
     let token_type = tokens.token_type();
-    let expected = match dpop {
-        true => token_type.as_ref().eq_ignore_ascii_case("dpop"),
-        false => *token_type == CoreTokenType::Bearer,
+    let (expected, hint) = match dpop {
+        true if token_type.as_ref().eq_ignore_ascii_case("dpop") => return Ok(()),
+        true => (
+            "DPoP",
+            " (is DPoP switched on for the client at the provider?)",
+        ),
+        false if *token_type == CoreTokenType::Bearer => return Ok(()),
+        false => ("Bearer", ""),
     };
-    if !expected {
-        return Err(OidcError::TokenRefused(format!(
-            "token_type is {}, not {}{}",
-            token_type.as_ref(),
-            if dpop { "DPoP" } else { "Bearer" },
-            if dpop {
-                " (is DPoP switched on for the client at the provider?)"
-            } else {
-                ""
-            },
-        )));
-    }
-    Ok(())
+    Err(OidcError::TokenRefused(format!(
+        "token_type is {}, not {expected}{hint}",
+        token_type.as_ref()
+    )))
 }
 
 /// When the access token expires, in Unix seconds, if the provider said.
