@@ -23,7 +23,7 @@ use crate::{
 /// The HTML document around the app, with its Content-Security-Policy (`src/csp.rs`).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    if let Some(app) = use_context::<Arc<crate::state::AppState>>() {
+    if let Some(app) = use_context::<crate::state::AppState>() {
         crate::csp::set_for_page(&options, &app.providers.browser_origins());
     }
     view! {

@@ -11,7 +11,7 @@ use crate::{
     metrics::{self, Metrics},
     oidc::Providers,
     page_cache, session,
-    state::AppState,
+    state::{AppState, Shared},
     traces::{self, Traces},
     users::Users,
 };
@@ -137,7 +137,7 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
     let pending = session::PendingSignIns::from_database(&db, config.session.secure).await?;
     let providers = Arc::new(Providers::new(&config, &metrics)?);
     providers.keep_fresh();
-    Ok(AppState {
+    Ok(AppState::new(Shared {
         leptos_options,
         providers,
         users: Users::new(db.clone())
@@ -157,7 +157,7 @@ pub async fn start(config: Config, leptos_options: LeptosOptions) -> Result<AppS
         config: Arc::new(config),
         introspections: Arc::default(),
         shutting_down: Arc::default(),
-    })
+    }))
 }
 
 /// `GET /.well-known/jwks.json`: the public keys of the app's clients that authenticate with
@@ -189,10 +189,10 @@ pub fn router(state: AppState) -> Router {
                 "/metrics",
             ]),
     );
-    // Server functions and every rendered page, the 404 page included, get the state: behind
-    // an Arc, so that giving it to each request costs one counter, not a copy of every field.
+    // Server functions and every rendered page, the 404 page included, get the state (one
+    // counter's worth: it is behind an Arc).
     let context = {
-        let state = Arc::new(state.clone());
+        let state = state.clone();
         move || provide_context(state.clone())
     };
     let mut router = Router::new()

@@ -9,8 +9,6 @@ pub mod renewal;
 pub mod sign_in;
 pub mod sign_out;
 
-use std::sync::Arc;
-
 use axum::http::{header, HeaderMap};
 use leptos::prelude::use_context;
 use tower_sessions::{cookie::Cookie, Session};
@@ -21,8 +19,8 @@ use crate::state::AppState;
 
 /// The app's state, provided to every request. Absent only when the app is rendered outside a
 /// request (the route list is built at start-up), where nobody is signed in.
-fn app_state() -> Result<Arc<AppState>, AuthError> {
-    use_context::<Arc<AppState>>().ok_or(AuthError::NoAppState)
+fn app_state() -> Result<AppState, AuthError> {
+    use_context::<AppState>().ok_or(AuthError::NoAppState)
 }
 
 async fn session() -> Result<Session, AuthError> {

@@ -24,7 +24,7 @@ use crate::{
 pub struct SignedIn {
     pub user: SessionUser,
     session: Session,
-    app: Arc<AppState>,
+    app: AppState,
 }
 
 /// The signed-in user, for a server function that is theirs only:
