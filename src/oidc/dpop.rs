@@ -138,7 +138,7 @@ impl Nonces {
 /// Makes a request to `url` carry a proof of `key`: a token it sends as `Authorization: Bearer`
 /// goes as `Authorization: DPoP` instead, its hash in the proof. Returns the nonce the proof
 /// carries.
-pub fn attach(
+fn attach(
     key: &DpopKey,
     nonces: &Nonces,
     method: &Method,
@@ -169,7 +169,7 @@ pub fn attach(
 /// again with another nonce, which it gives: a resource server's 401 with
 /// `WWW-Authenticate: DPoP error="use_dpop_nonce"` (a token endpoint's 400 says so in its JSON,
 /// which the caller reads). Every nonce given is kept for the next proofs.
-pub fn wants_nonce(
+fn wants_nonce(
     nonces: &Nonces,
     url: &Url,
     sent: Option<&str>,
@@ -186,10 +186,61 @@ pub fn wants_nonce(
             .any(|v| v.contains(USE_NONCE))
 }
 
+/// What [`send`] needs of an answer: its status and headers.
+pub trait Answer {
+    fn status(&self) -> StatusCode;
+    fn headers(&self) -> &HeaderMap;
+}
+
+impl Answer for HttpResponse {
+    fn status(&self) -> StatusCode {
+        HttpResponse::status(self)
+    }
+    fn headers(&self) -> &HeaderMap {
+        HttpResponse::headers(self)
+    }
+}
+
+impl Answer for reqwest::Response {
+    fn status(&self) -> StatusCode {
+        reqwest::Response::status(self)
+    }
+    fn headers(&self) -> &HeaderMap {
+        reqwest::Response::headers(self)
+    }
+}
+
+/// Sends a `method` request to `url` with `headers` by `send`, with a proof of `key` (a token
+/// sent as `Authorization: Bearer` goes as `DPoP`, [`attach`]); once more, with a new proof,
+/// when a resource server answers for a nonce it gives ([`wants_nonce`]). A proof that cannot
+/// be made is told by `unproved`.
+pub async fn send<A: Answer, E, F>(
+    (key, nonces): (&DpopKey, &Nonces),
+    method: &Method,
+    url: &Url,
+    headers: &HeaderMap,
+    unproved: impl Fn(OidcError) -> E,
+    mut send: impl FnMut(HeaderMap) -> F,
+) -> Result<A, E>
+where
+    F: Future<Output = Result<A, E>>,
+{
+    let mut retried = false;
+    loop {
+        let mut proved = headers.clone();
+        let sent = attach(key, nonces, method, url, &mut proved).map_err(&unproved)?;
+        let answer = send(proved).await?;
+        let status = answer.status();
+        if retried || !wants_nonce(nonces, url, sent.as_deref(), status, answer.headers()) {
+            return Ok(answer);
+        }
+        retried = true;
+    }
+}
+
 /// How openidconnect's requests reach the provider: through its client, each with a proof of
-/// the session's key when it has one. A request with the token (userinfo) is sent once more when
-/// the provider asks for a nonce; a token request is retried by its caller, which must make a
-/// new client assertion too.
+/// the session's key when it has one ([`send`]). A token request is retried for a nonce by its
+/// caller, which must make a new client assertion too.
 pub(super) struct Caller<'a> {
     pub client: &'a Client,
     pub dpop: Option<(&'a DpopKey, &'a Nonces)>,
@@ -203,37 +254,32 @@ impl<'c> AsyncHttpClient<'c> for Caller<'_> {
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let Some((key, nonces)) = self.dpop else {
+            let Some(dpop) = self.dpop else {
                 return self.client.call(request).await;
             };
             let (parts, body) = request.into_parts();
             let url = Url::parse(&parts.uri.to_string())
                 .map_err(|e| CallError::Other(format!("not a URL: {e}")))?;
-            let mut retried = false;
-            loop {
-                let mut headers = parts.headers.clone();
-                let sent = attach(key, nonces, &parts.method, &url, &mut headers)
-                    .map_err(|e| CallError::Other(e.to_string()))?;
-                let mut request = openidconnect::http::Request::builder()
-                    .method(parts.method.clone())
-                    .uri(parts.uri.clone())
-                    .body(body.clone())
-                    .map_err(CallError::Http)?;
-                *request.headers_mut() = headers;
-                let answer = self.client.call(request).await?;
-                let again = wants_nonce(
-                    nonces,
-                    &url,
-                    sent.as_deref(),
-                    answer.status(),
-                    answer.headers(),
-                );
-                if again && !retried {
-                    retried = true;
-                    continue;
-                }
-                return Ok(answer);
-            }
+            let unproved = |e: OidcError| CallError::Other(e.to_string());
+            send(
+                dpop,
+                &parts.method,
+                &url,
+                &parts.headers,
+                unproved,
+                |headers| {
+                    let request = openidconnect::http::Request::builder()
+                        .method(parts.method.clone())
+                        .uri(parts.uri.clone())
+                        .body(body.clone());
+                    async move {
+                        let mut request = request.map_err(CallError::Http)?;
+                        *request.headers_mut() = headers;
+                        self.client.call(request).await
+                    }
+                },
+            )
+            .await
         })
     }
 }

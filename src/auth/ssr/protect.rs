@@ -190,27 +190,27 @@ impl SignedIn {
         // from the configuration still gets one retry).
         let own = dpop::Nonces::default();
         let nonces = self.provider().map_or(&own, |p| p.dpop_nonces());
-        let mut retried = false;
-        loop {
-            let mut request = bearer().build()?;
-            let url = request.url().clone();
-            let method = request.method().clone();
-            let sent = dpop::attach(&key, nonces, &method, &url, request.headers_mut())?;
-            let answer = client.execute(request).await?;
-            if !retried
-                && dpop::wants_nonce(
-                    nonces,
-                    &url,
-                    sent.as_deref(),
-                    answer.status(),
-                    answer.headers(),
-                )
-            {
-                retried = true;
-                continue;
-            }
-            return Ok(answer);
-        }
+        let request = bearer().build()?;
+        let (method, url) = (request.method().clone(), request.url().clone());
+        let headers = request.headers().clone();
+        let mut first = Some(request);
+        dpop::send(
+            (&key, nonces),
+            &method,
+            &url,
+            &headers,
+            ApiError::Proof,
+            |headers| {
+                // The request built above, then (for a retry) the same one built again.
+                let request = first.take().map_or_else(|| bearer().build(), Ok);
+                async move {
+                    let mut request = request?;
+                    *request.headers_mut() = headers;
+                    Ok(client.execute(request).await?)
+                }
+            },
+        )
+        .await
     }
 
     /// The user's sessions, in every browser and on every instance: this browser's first, then
