@@ -8,7 +8,29 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{run, start_app_with, Behaviour, Stores, TestProvider, CLIENT_ID};
+use support::{run, start_app_with, Behaviour, Stores, TestApp, TestProvider, CLIENT_ID};
+
+/// Every call the app makes to `provider` as its client, each answered only when the client
+/// authenticated as the provider takes it (`how`, for the failure messages): the code
+/// exchange, a renewal (access tokens of 4 seconds), an introspection, and the two revocations
+/// of a sign-out.
+async fn every_call(app: &TestApp, provider: &TestProvider, how: &str) {
+    let signed_in = app.sign_in(provider).await;
+    assert_eq!(signed_in.location.as_deref(), Some("/profile"), "{how}");
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert!(app.signed_in().await, "{how}");
+    assert_eq!(provider.refresh_requests(), 1, "no renewal: {how}");
+    let token = provider.opaque_access_token(CLIENT_ID, 300);
+    let me = reqwest::Client::new()
+        .get(format!("{}/api/me", app.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "introspection failed: {how}");
+    assert_eq!(app.sign_out(false).await.status, 302);
+    assert_eq!(provider.revoked_at_least(2).await.len(), 2, "{how}");
+}
 
 /// Sign-in, renewal, introspection and revocation each carry a new assertion, and no secret.
 #[test]
@@ -35,21 +57,7 @@ fn every_call_to_the_provider_carries_a_new_client_assertion() {
             ..Behaviour::short_tokens(4)
         });
 
-        let signed_in = app.sign_in(&provider).await;
-        assert_eq!(signed_in.location.as_deref(), Some("/profile"));
-        tokio::time::sleep(Duration::from_millis(3200)).await;
-        assert!(app.signed_in().await);
-        assert_eq!(provider.refresh_requests(), 1, "no renewal");
-        let token = provider.opaque_access_token(CLIENT_ID, 300);
-        let me = reqwest::Client::new()
-            .get(format!("{}/api/me", app.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(me.status(), 200, "introspection failed");
-        assert_eq!(app.sign_out(false).await.status, 302);
-        assert_eq!(provider.revoked_at_least(2).await.len(), 2);
+        every_call(&app, &provider, "private_key_jwt").await;
 
         let refusals = provider.assertion_refusals();
         assert!(refusals.is_empty(), "{refusals:?}");
@@ -155,21 +163,7 @@ fn the_secret_goes_in_the_body_where_the_provider_takes_it_only_there() {
                 ..Behaviour::short_tokens(4)
             });
             let app = start_app_with(&provider.issuer, &Stores::sqlite(), vars).await;
-            let signed_in = app.sign_in(&provider).await;
-            assert_eq!(signed_in.location.as_deref(), Some("/profile"), "{vars:?}");
-            tokio::time::sleep(Duration::from_millis(3200)).await;
-            assert!(app.signed_in().await);
-            assert_eq!(provider.refresh_requests(), 1, "no renewal: {vars:?}");
-            let token = provider.opaque_access_token(CLIENT_ID, 300);
-            let me = reqwest::Client::new()
-                .get(format!("{}/api/me", app.url))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(me.status(), 200, "introspection failed: {vars:?}");
-            assert_eq!(app.sign_out(false).await.status, 302);
-            assert_eq!(provider.revoked_at_least(2).await.len(), 2, "{vars:?}");
+            every_call(&app, &provider, &format!("{vars:?}")).await;
         }
     })
 }

@@ -781,6 +781,32 @@ fn client_authenticated(p: &Shared, headers: &HeaderMap, form: &HashMap<String, 
     }
 }
 
+/// A compact JWS, split: nothing in it is trusted until [`verify`] says so.
+struct Jws<'a> {
+    /// What the signature covers.
+    input: &'a str,
+    signature: Vec<u8>,
+    header: Value,
+    claims: Value,
+}
+
+impl<'a> Jws<'a> {
+    fn split(jws: &'a str) -> Result<Self, String> {
+        let (input, signature) = jws.rsplit_once('.').ok_or("not a JWT")?;
+        let decode = |text: &str| URL_SAFE_NO_PAD.decode(text).map_err(|e| e.to_string());
+        let part = |n: usize| -> Result<Value, String> {
+            let text = input.split('.').nth(n).ok_or("not a JWT")?;
+            serde_json::from_slice(&decode(text)?).map_err(|e| e.to_string())
+        };
+        Ok(Self {
+            input,
+            signature: decode(signature)?,
+            header: part(0)?,
+            claims: part(1)?,
+        })
+    }
+}
+
 /// Checks a JWS signature (of `input`) made by `alg` with the public `key`, a JWK.
 fn verify(key: &Value, alg: Option<&str>, input: &str, signature: &[u8]) -> Result<(), String> {
     use ring::signature;
@@ -829,16 +855,12 @@ fn check_assertion(
         return Err("no client_assertion_type".into());
     }
     let assertion = form.get("client_assertion").ok_or("no client_assertion")?;
-    let (input, signature) = assertion.rsplit_once('.').ok_or("not a JWT")?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|e| e.to_string())?;
-    let part = |n: usize| -> Result<Value, String> {
-        let text = input.split('.').nth(n).ok_or("not a JWT")?;
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|e| e.to_string())?;
-        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
-    };
-    let (header, mut claims) = (part(0)?, part(1)?);
+    let Jws {
+        input,
+        signature,
+        header,
+        mut claims,
+    } = Jws::split(assertion)?;
     let key = jwks["keys"]
         .as_array()
         .and_then(|keys| keys.iter().find(|k| k["kid"] == header["kid"]))
@@ -916,21 +938,16 @@ fn check_proof(
         return Err(invalid("not one DPoP header"));
     };
     let proof = proof.to_str().map_err(|_| invalid("not text"))?;
-    let (input, signature) = proof.rsplit_once('.').ok_or(invalid("not a JWT"))?;
-    let part = |n: usize| -> Option<Value> {
-        let bytes = URL_SAFE_NO_PAD.decode(input.split('.').nth(n)?).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    };
-    let (Some(header), Some(mut claims)) = (part(0), part(1)) else {
-        return Err(invalid("not a JWT"));
-    };
+    let Jws {
+        input,
+        signature,
+        header,
+        mut claims,
+    } = Jws::split(proof).map_err(|why| invalid(&why))?;
     let jwk = &header["jwk"];
     if header["typ"] != "dpop+jwt" || jwk["kty"] != "EC" || jwk.get("d").is_some() {
         return Err(invalid("not a dpop+jwt with a public EC key"));
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| invalid("not a JWT"))?;
     verify(jwk, header["alg"].as_str(), input, &signature).map_err(|why| invalid(&why))?;
     let mut state = p.state.lock().unwrap();
     if claims["htm"] != method || claims["htu"] != format!("{}{path}", p.issuer) {
