@@ -78,12 +78,13 @@ function toMs(text) {
 
 /** What a browser's page load says it is, which mod_auth_openidc looks for before it sends a
  * visitor to sign in (a program gets a 401). Every wrk request says it. */
-const NAVIGATION = ['Accept: text/html', 'Sec-Fetch-Mode: navigate', 'Sec-Fetch-Dest: document'];
+const NAVIGATION = { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
 
 /** wrk, pinned to the load core, 32 connections: requests per second, p50 and p99 in ms. */
 function wrk(path, headers = [], duration = seconds) {
   const args = ['-c', loadCore, 'wrk', '-t1', '-c32', `-d${duration}s`, '--latency'];
-  for (const h of [...NAVIGATION, ...headers]) args.push('-H', h);
+  const navigation = Object.entries(NAVIGATION).map(([name, value]) => `${name}: ${value}`);
+  for (const h of [...navigation, ...headers]) args.push('-H', h);
   const run = spawnSync('taskset', [...args, `${APP}${path}`], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr}`);
   const out = run.stdout;
@@ -124,9 +125,7 @@ const agent = new http.Agent({ keepAlive: true });
  * one the server has closed meanwhile is replaced once, as browsers do. */
 function get(jar, url, again = true) {
   return new Promise((resolve, reject) => {
-    const headers = {
-      cookie: jar.header(url), accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document',
-    };
+    const headers = { cookie: jar.header(url), ...NAVIGATION };
     http.get(url, { agent, headers }, (response) => {
       const answer = {
         status: response.statusCode,
@@ -296,7 +295,6 @@ if (process.env.BENCH_PEERS === '1') {
   for (const peer of peers) {
     const child = peer.start({ start, core: appCore, work, app: APP, provider: PROVIDER });
     await waitFor(`${APP}/`);
-    const idleMiB = usage(child.pid).rssMiB;
     const a = median('/');
     const b = median(peer.login);
     const { cookie: signedIn } = await signIn(peer.login);
@@ -304,7 +302,7 @@ if (process.env.BENCH_PEERS === '1') {
     for (let i = 0; i < 50; i++) await signIn(peer.login); // warm-up
     const load = await signInLoad(child, peer.login);
     const memoryMiB = usage(child.pid).rssMiB;
-    peerResults.push({ ...peer, a, b, c, d: load, idleMiB, memoryMiB });
+    peerResults.push({ ...peer, a, b, c, d: load, memoryMiB });
     console.error(`${peer.name}: a ${a.rps.toFixed(0)}/s, b ${b.rps.toFixed(0)}/s, c ${c.rps.toFixed(0)}/s, d ${load.cpu.toFixed(3)} ms, ${memoryMiB.toFixed(1)} MiB`);
     child.kill('SIGTERM');
     await exited(child);
@@ -351,12 +349,13 @@ if (peerResults.length) {
     return `| ${label} | ${text(ours)} | ${peerResults.map((p) => text(p)).join(' | ')} | ${top.short} | ${ratioText(pick(ours), pick(top))} |`;
   };
   const times = (x, y) => `${f(x / y, 2)}x`;
+  const rateRow = (label, scenario) => row(label, (r) => r[scenario].rps, (r) => rate(r[scenario]), higher, (x, y) => `${times(x, y)} the rate`);
   peerTable = [
     `| scenario | this app | ${peerResults.map((p) => p.name).join(' | ')} | best peer | this app against it |`,
     `|---|---|${peerResults.map(() => '---').join('|')}|---|---|`,
-    row('a: GET / (public page)', (r) => r.a.rps, (r) => rate(r.a), higher, (x, y) => `${times(x, y)} the rate`),
-    row('b: starting a sign-in (`/login`, or `/profile` unauthenticated)', (r) => r.b.rps, (r) => rate(r.b), higher, (x, y) => `${times(x, y)} the rate`),
-    row('c: GET /profile, signed in', (r) => r.c.rps, (r) => rate(r.c), higher, (x, y) => `${times(x, y)} the rate`),
+    rateRow('a: GET / (public page)', 'a'),
+    rateRow('b: starting a sign-in (`/login`, or `/profile` unauthenticated)', 'b'),
+    rateRow('c: GET /profile, signed in', 'c'),
     row('d: app CPU per full sign-in', (r) => r.d.cpu, (r) => `${f(r.d.cpu, 3)} ms`, lower, (x, y) => `${times(x, y)} the CPU`),
     row('resident memory after the load', (r) => r.memoryMiB, (r) => `${f(r.memoryMiB, 1)} MiB`, lower, (x, y) => `${times(x, y)} the memory`),
   ].join('\n');

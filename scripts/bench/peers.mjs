@@ -2,7 +2,6 @@
 // bundled provider, each written as its users would from its own documentation (the files in
 // peers/), built by peers/build.sh into target/peers, and started here pinned to the app's
 // core at the app's address, whose callback the provider knows. `configured` says how.
-import { spawn } from 'node:child_process';
 import { chmodSync, cpSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
