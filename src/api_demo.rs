@@ -6,7 +6,7 @@ use leptos::prelude::*;
 /// What the provider's userinfo endpoint says of the signed-in user, claim by claim, sorted;
 /// asked just now with their access token (renewed first when due, and once more if the
 /// endpoint refuses it).
-#[server(endpoint = "provider_userinfo", output = crate::codec::Json)]
+#[server(endpoint = "provider_userinfo")]
 pub async fn provider_userinfo() -> Result<Vec<(String, String)>, ServerFnError> {
     let mut user = crate::auth::require_user().await?;
     let url = match user.provider() {

@@ -1,5 +1,6 @@
-//! Pages and routes. Rendered on the server, hydrated in the browser; every page works before
-//! (and without) WASM: sign-in is a link, sign-out a plain form.
+//! Pages and routes, rendered on the server only (Leptos islands: no page code in the WASM).
+//! Every page works without JavaScript: links and forms are the browser's own, sign-in a link,
+//! sign-out a plain form.
 
 use std::sync::Arc;
 
@@ -33,11 +34,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
-                // In the shell, rendered on the server only: nothing of it in the WASM. The id
-                // is what `cargo leptos watch` finds to reload the styles.
+                // The id is what `cargo leptos watch` finds to reload the styles.
                 <link id="leptos" rel="stylesheet" href="/pkg/leptos_oidc.css" />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body>
@@ -121,12 +121,12 @@ fn Header() -> impl IntoView {
     }
 }
 
-/// A plain link to `/login` (at `provider`, or the only one): a full page load to the server,
-/// with or without WASM.
+/// A plain link to `/login` (at `provider`, or the only one).
 #[component]
 fn SignInLink(label: String, provider: Option<String>, return_to: Option<String>) -> impl IntoView {
     let href = links::login(provider.as_deref(), return_to.as_deref());
-    // rel="external" keeps the client router out of it: /login is the server's, not a page.
+    // rel="external": /login is the server's, not a page; a client-side router (Leptos's islands
+    // router, should it be turned on) must leave it to the browser, to follow on to the provider.
     view! {
         <a class="button" href=href rel="external">
             {label}
@@ -323,10 +323,9 @@ fn ProfilePage() -> impl IntoView {
 }
 
 /// A page (or part of one) for signed-in users only: renders its children with the user, once
-/// known; nothing of them before. Anyone else is sent to sign in and brought back here: a 302
-/// from the server, a page load in the browser; a caller that does not ask for HTML (`fetch`,
-/// `curl`) gets a 401 with a JSON body instead. While the session store cannot say who is
-/// looking, the 503 page.
+/// known; nothing of them before. Anyone else is sent to sign in and brought back here (a 302);
+/// a caller that does not ask for HTML (`fetch`, `curl`) gets a 401 with a JSON body instead.
+/// While the session store cannot say who is looking, the 503 page.
 #[component]
 pub fn RequireSignIn<C, V>(children: C) -> impl IntoView
 where
@@ -352,9 +351,14 @@ fn ProfileCard(user: Profile) -> impl IntoView {
             {user.email.clone().map(|email| view! { <p class="email">{email}</p> })}
             <dl class="session">
                 <dt>"Signed in"</dt>
-                <dd>{user.signed_in_at.clone()}</dd>
+                <dd>
+                    <LocalTime utc=user.signed_in_at.clone() />
+                </dd>
                 <dt>"Session ends"</dt>
-                <dd>{user.session_ends_at.clone()} " (sooner if unused)"</dd>
+                <dd>
+                    <LocalTime utc=user.session_ends_at.clone() />
+                    " (sooner if unused)"
+                </dd>
                 {user
                     .access_token_expires_at
                     .clone()
@@ -362,7 +366,7 @@ fn ProfileCard(user: Profile) -> impl IntoView {
                         view! {
                             <dt>"Access token expires"</dt>
                             <dd>
-                                {at}
+                                <LocalTime utc=at />
                                 {if user.access_token_renews {
                                     " (renewed before then)"
                                 } else {
@@ -415,8 +419,8 @@ enum Load {
     Sessions,
 }
 
-/// What was loaded (or why it could not be). One type for everything pages load, because each
-/// type a `Resource` holds, and each `Suspense` over it, costs the WASM kilobytes.
+/// What was loaded (or why it could not be). One type for everything pages load: one
+/// `Resource` type and one `Suspense` for every page, compiled once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Loaded {
     Visit(Visit),
@@ -595,9 +599,13 @@ fn SessionList(sessions: Vec<SessionSummary>, csrf_token: String) -> impl IntoVi
                                 <dt>"Signed in with"</dt>
                                 <dd>{s.provider}</dd>
                                 <dt>"Started"</dt>
-                                <dd>{s.started}</dd>
+                                <dd>
+                                    <LocalTime utc=s.started />
+                                </dd>
                                 <dt>"Last used"</dt>
-                                <dd>{s.last_used}</dd>
+                                <dd>
+                                    <LocalTime utc=s.last_used />
+                                </dd>
                             </dl>
                             {end}
                         </li>
@@ -606,6 +614,43 @@ fn SessionList(sessions: Vec<SessionSummary>, csrf_token: String) -> impl IntoVi
                 .collect_view()}
         </ul>
     }
+}
+
+/// A moment as the server writes it ("2026-11-30 20:17:41 UTC"), shown in the reader's own
+/// time zone and language once the WASM runs. An island: the part of these pages that runs in
+/// the browser (a team's own interactive parts are islands too); without JavaScript, UTC.
+#[island]
+fn LocalTime(utc: String) -> impl IntoView {
+    let iso = utc.replacen(' ', "T", 1).replace(" UTC", "Z");
+    let shown = RwSignal::new(utc);
+    // Effects run only in the browser, after the island has taken over the server's text.
+    #[cfg(feature = "hydrate")]
+    Effect::new({
+        let iso = iso.clone();
+        move || {
+            if let Some(local) = local_time(&iso) {
+                shown.set(local);
+            }
+        }
+    });
+    view! { <time datetime=iso>{shown}</time> }
+}
+
+/// `iso` in the browser's time zone and language ("Nov 30, 2026, 9:17:41 PM GMT+1"); `None`
+/// for a moment the browser cannot read.
+#[cfg(feature = "hydrate")]
+fn local_time(iso: &str) -> Option<String> {
+    use wasm_bindgen::JsValue;
+    let date = js_sys::Date::new(&JsValue::from_str(iso));
+    if date.get_time().is_nan() {
+        return None;
+    }
+    let options = js_sys::Object::new();
+    for (name, value) in [("dateStyle", "medium"), ("timeStyle", "long")] {
+        js_sys::Reflect::set(&options, &name.into(), &value.into()).ok()?;
+    }
+    // "default": the browser's own language.
+    Some(date.to_locale_string("default", &options).into())
 }
 
 /// Claims and their values, one row each.
@@ -638,9 +683,9 @@ fn ClaimsTable(claims: Vec<(String, String)>) -> impl IntoView {
     }
 }
 
-/// Sends a signed-out visitor to sign in, and back to `return_to` after: a 302 from the server,
-/// a page load in the browser. When their session has just `ended`, they go by the page that
-/// says so. A caller that does not ask for HTML gets a 401 instead.
+/// Sends a signed-out visitor to sign in, and back to `return_to` after: a 302. When their
+/// session has just `ended`, they go by the page that says so. A caller that does not ask for
+/// HTML gets a 401 instead.
 #[component]
 fn SignInRedirect(return_to: String, #[prop(optional)] ended: bool) -> impl IntoView {
     let url = if ended {
@@ -657,10 +702,6 @@ fn SignInRedirect(return_to: String, #[prop(optional)] ended: bool) -> impl Into
             (false, true) => set_failure(401, SignInFailure::SessionEnded.code()),
             (false, false) => set_failure(401, crate::failure::sign_in_required::CODE),
         }
-    }
-    #[cfg(feature = "hydrate")]
-    {
-        let _ = window().location().set_href(&url);
     }
     view! {
         <section class="card">

@@ -1,7 +1,6 @@
 //! Sign in with any OpenID Connect provider: a Leptos SSR app.
 //!
-//! Shared by the server and the browser, lowest first: [`codec`] (server functions' JSON),
-//! [`claims`] (rules on a user's claims),
+//! Built for the server and for the WASM (where only the islands of [`app`] run), lowest first: [`claims`] (rules on a user's claims),
 //! [`visitor`] and [`failure`] (what pages show), [`links`] (the app's addresses), [`auth`] (the
 //! sign-in server functions, and `require_user` for others), [`api_demo`] (an API called with
 //! the user's token), [`app`] (pages and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
@@ -12,7 +11,6 @@
 #![recursion_limit = "256"]
 
 pub mod claims;
-pub mod codec;
 pub mod failure;
 pub mod links;
 pub mod visitor;
@@ -52,12 +50,13 @@ pub mod traces;
 #[cfg(feature = "ssr")]
 pub mod users;
 
-/// The WASM entry point: hydrates the server-rendered page.
+/// The WASM entry point. The pages are the server's (islands, none of them interactive yet):
+/// this starts the runtime that any island a team adds would hydrate in.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    leptos::mount::hydrate_islands();
     // Tells the browser tests (and anyone curious) that the page is interactive now.
     if let Some(body) = leptos::prelude::document().body() {
         let _ = body.set_attribute("data-hydrated", "");

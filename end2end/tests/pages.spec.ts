@@ -46,7 +46,7 @@ for (const scheme of ['light', 'dark'] as const) {
   });
 }
 
-test('no page breaks its Content-Security-Policy, loaded or routed after hydration', async ({ page, signedIn }) => {
+test('no page breaks its Content-Security-Policy, loaded or reached by its links', async ({ page, signedIn }) => {
   const violations: string[] = [];
   for (const p of [page, signedIn]) {
     // Each document records what the browser refused under its policy, from its first byte.
@@ -69,14 +69,14 @@ test('no page breaks its Content-Security-Policy, loaded or routed after hydrati
   }
   for (const path of ANONYMOUS) await visit(page, path);
   for (const path of SIGNED_IN) await visit(signedIn, path);
-  // Routed in the browser: a page the WASM renders, with data from a server function.
+  // Reached by links, the islands running on each.
   await signedIn.goto('/profile');
   await hydrated(signedIn);
   await signedIn.getByRole('link', { name: 'Your sessions in every browser' }).click();
   await expect(signedIn.getByRole('heading', { level: 1 })).toHaveText('Your sessions');
   await signedIn.getByRole('link', { name: 'Back to your profile' }).click();
   await expect(signedIn.getByRole('heading', { level: 1 })).toHaveText('Bob Builder');
-  await recorded(signedIn, 'routed');
+  await recorded(signedIn, 'by links');
   expect(violations).toEqual([]);
 });
 

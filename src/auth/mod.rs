@@ -70,7 +70,7 @@ pub async fn logout(csrf: String, everywhere: Option<String>) -> Result<(), Serv
 
 /// The signed-in user's sessions, in every browser and on every instance (`/sessions`): this
 /// browser's first, then the most recently used.
-#[server(endpoint = "your_sessions", output = crate::codec::Json)]
+#[server(endpoint = "your_sessions")]
 pub async fn your_sessions() -> Result<Vec<SessionSummary>, ServerFnError> {
     require_user().await?.sessions().await
 }
@@ -85,7 +85,7 @@ pub async fn end_session(csrf: String, session: String) -> Result<(), ServerFnEr
 
 /// Who is looking: signed in (with tokens renewed if they were about to expire), or not; and
 /// for one who is not, the providers to sign in with, this browser's last used first.
-#[server(output = crate::codec::Json)]
+#[server]
 pub async fn current_visit() -> Result<Visit, ServerFnError> {
     use tracing::Instrument;
     let visit = async {
