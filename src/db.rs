@@ -1,27 +1,48 @@
 //! The database: SQLite (the embedded default) or PostgreSQL, as `DATABASE_URL` says, opened
 //! with its schema brought up to date. Users live here, and sessions unless Redis keeps them.
 
-use std::{future::Future, path::Path, str::FromStr, time::Duration};
+use std::{future::Future, path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use crate::config::ConfigError;
 use sqlx::{
     postgres::PgPoolOptions,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    PgPool, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+    Connection, PgPool, SqliteConnection,
 };
+use tokio::sync::{Mutex, MutexGuard};
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(Sqlite),
     Postgres(PgPool),
 }
 
-/// Runs one query on whichever database is open. The SQL is written once, in what both
-/// dialects share: `$1` parameters, `ON CONFLICT`, `RETURNING`.
+/// The SQLite database: one connection, kept open and used by one statement at a time. SQLite
+/// commits one writer at a time anyway, and a connection's page cache is emptied whenever
+/// another connection writes: with one, it stays warm. Not through sqlx's pool, which pings a
+/// connection each time it is given back: one more hand-off to sqlx's worker thread for every
+/// statement, which a local file does not need (no statement here leaves a transaction open).
+#[derive(Clone, Debug)]
+pub struct Sqlite(Arc<Mutex<SqliteConnection>>);
+
+impl Sqlite {
+    /// The connection, once no other statement is using it.
+    pub async fn connection(&self) -> MutexGuard<'_, SqliteConnection> {
+        self.0.lock().await
+    }
+}
+
+/// Runs one query on whichever database is open (`$pool` is SQLite's connection or
+/// PostgreSQL's pool). The SQL is written once, in what both dialects share: `$1` parameters,
+/// `ON CONFLICT`, `RETURNING`.
 macro_rules! on_db {
     ($db:expr, $pool:ident => $query:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $query,
+            $crate::db::Db::Sqlite(sqlite) => {
+                let mut connection = sqlite.connection().await;
+                let $pool = &mut *connection;
+                $query
+            }
             $crate::db::Db::Postgres($pool) => $query,
         }
     };
@@ -79,22 +100,14 @@ pub async fn open(url: &str) -> Result<Db, ConfigError> {
                 .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
         }
     }
-    // One connection: SQLite commits one writer at a time anyway, and a connection's page
-    // cache is emptied whenever another connection writes; with one, it stays warm, and a
-    // statement never waits for another connection to be opened.
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        // A connection to a local file does not go stale: no ping (a hand-off to sqlx's worker
-        // thread) before every statement.
-        .test_before_acquire(false)
-        .connect_with(options)
+    let mut connection = SqliteConnection::connect_with(&options)
         .await
         .map_err(|e| failed(format!("cannot open {url}: {e}")))?;
     sqlx::migrate!("./migrations/sqlite")
-        .run(&pool)
+        .run(&mut connection)
         .await
         .map_err(|e| failed(format!("the database migration failed: {e}")))?;
-    Ok(Db::Sqlite(pool))
+    Ok(Db::Sqlite(Sqlite(Arc::new(Mutex::new(connection)))))
 }
 
 impl Db {

@@ -112,7 +112,10 @@ fn expired_sessions_are_deleted_from_the_database() {
             let count = || async {
                 let query = "SELECT COUNT(*) FROM sessions";
                 let stored: i64 = match &database {
-                    db::Db::Sqlite(pool) => sqlx::query_scalar(query).fetch_one(pool).await,
+                    db::Db::Sqlite(sqlite) => {
+                        let mut connection = sqlite.connection().await;
+                        sqlx::query_scalar(query).fetch_one(&mut *connection).await
+                    }
                     db::Db::Postgres(pool) => sqlx::query_scalar(query).fetch_one(pool).await,
                 }
                 .unwrap();
@@ -636,11 +639,20 @@ async fn raw_store(stores: &Stores) -> String {
         let sessions = "SELECT data FROM sessions";
         let refreshes = "SELECT COALESCE(result, '') FROM token_refreshes";
         let rows: Vec<String> = match &database {
-            db::Db::Sqlite(pool) => [
-                sqlx::query_scalar(sessions).fetch_all(pool).await.unwrap(),
-                sqlx::query_scalar(refreshes).fetch_all(pool).await.unwrap(),
-            ]
-            .concat(),
+            db::Db::Sqlite(sqlite) => {
+                let mut connection = sqlite.connection().await;
+                [
+                    sqlx::query_scalar(sessions)
+                        .fetch_all(&mut *connection)
+                        .await
+                        .unwrap(),
+                    sqlx::query_scalar(refreshes)
+                        .fetch_all(&mut *connection)
+                        .await
+                        .unwrap(),
+                ]
+                .concat()
+            }
             db::Db::Postgres(pool) => [
                 sqlx::query_scalar(sessions).fetch_all(pool).await.unwrap(),
                 sqlx::query_scalar(refreshes).fetch_all(pool).await.unwrap(),

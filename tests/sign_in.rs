@@ -627,11 +627,11 @@ fn anonymous_sign_ins_leave_no_state_behind() {
             );
         }
         let database = leptos_oidc::db::open(&app.database_url).await.unwrap();
-        let leptos_oidc::db::Db::Sqlite(pool) = database else {
+        let leptos_oidc::db::Db::Sqlite(sqlite) = database else {
             unreachable!("the test app runs on SQLite")
         };
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-            .fetch_one(&pool)
+            .fetch_one(&mut *sqlite.connection().await)
             .await
             .unwrap();
         assert_eq!(stored, 0, "anonymous sign-ins left sessions in the store");

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::{postgres::PgListener, PgPool, SqlitePool};
+use sqlx::{postgres::PgListener, PgPool};
 use tower_sessions::session::Id;
 use tower_sessions_redis_store::fred::{
     clients::Client,
@@ -27,6 +27,7 @@ use tower_sessions_redis_store::fred::{
 };
 
 use super::cache::Cache;
+use crate::db::Sqlite;
 
 /// The channel of the notifications (PostgreSQL and Redis): a payload is session ids separated
 /// by spaces, or a beat.
@@ -36,25 +37,27 @@ pub const CHANNEL: &str = "leptos_oidc_sessions";
 const ROUND: Duration = Duration::from_millis(100);
 
 /// Reads the SQLite change log for as long as the app runs.
-pub async fn read_sqlite_log(pool: SqlitePool, cache: Arc<Cache>) {
+pub async fn read_sqlite_log(sqlite: Sqlite, cache: Arc<Cache>) {
     let mut last: Option<i64> = None;
     let mut failing = false;
     loop {
         let asked = Instant::now();
+        let mut connection = sqlite.connection().await;
         let read = match last {
             // Changes before this instance started concern no session it has seen.
             None => sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM session_changes")
-                .fetch_one(&pool)
+                .fetch_one(&mut *connection)
                 .await
                 .map(|seq| (Some(seq), Vec::new())),
             Some(after) => sqlx::query_as::<_, (i64, String)>(
                 "SELECT seq, id FROM session_changes WHERE seq > $1 ORDER BY seq",
             )
             .bind(after)
-            .fetch_all(&pool)
+            .fetch_all(&mut *connection)
             .await
             .map(|rows| (rows.last().map(|(seq, _)| *seq), rows)),
         };
+        drop(connection);
         match read {
             Ok((seq, rows)) => {
                 last = seq.or(last);

@@ -42,16 +42,23 @@ impl PendingSignIns {
     /// sharing the database opens the cookies that any of them sealed.
     pub async fn from_database(db: &Db, secure: bool) -> Result<Self, ConfigError> {
         let fresh = URL_SAFE_NO_PAD.encode(Key::generate().master());
-        let stored: String = on_db!(db, pool => async {
-            sqlx::query("INSERT INTO app_keys (name, key) VALUES ('pending_sign_ins', $1) ON CONFLICT DO NOTHING")
+        let stored: Result<String, sqlx::Error> = async {
+            on_db!(db, pool => sqlx::query("INSERT INTO app_keys (name, key) VALUES ('pending_sign_ins', $1) ON CONFLICT DO NOTHING")
                 .bind(&fresh)
                 .execute(pool)
-                .await?;
-            sqlx::query_scalar("SELECT key FROM app_keys WHERE name = 'pending_sign_ins'")
-                .fetch_one(pool)
                 .await
-        }.await)
-        .map_err(|e| ConfigError::new("DATABASE_URL", format!("the app's key could not be read: {e}")))?;
+                .map(|_| ()))?;
+            on_db!(db, pool => sqlx::query_scalar("SELECT key FROM app_keys WHERE name = 'pending_sign_ins'")
+                .fetch_one(pool)
+                .await)
+        }
+        .await;
+        let stored = stored.map_err(|e| {
+            ConfigError::new(
+                "DATABASE_URL",
+                format!("the app's key could not be read: {e}"),
+            )
+        })?;
         let key = URL_SAFE_NO_PAD
             .decode(stored)
             .ok()

@@ -136,8 +136,8 @@ impl Store {
     pub fn listen_for_changes(&self) {
         let cache = self.cache.clone();
         match &self.backend {
-            Backend::Database(Db::Sqlite(pool)) => {
-                tokio::spawn(changes::read_sqlite_log(pool.clone(), cache));
+            Backend::Database(Db::Sqlite(sqlite)) => {
+                tokio::spawn(changes::read_sqlite_log(sqlite.clone(), cache));
             }
             Backend::Database(Db::Postgres(pool)) => {
                 tokio::spawn(changes::listen_postgres(pool.clone(), cache));
