@@ -1,14 +1,18 @@
 //! Sign in with any OpenID Connect provider: a Leptos SSR app.
 //!
-//! Built for the server and for the WASM (where only the islands of [`app`] run), lowest first: [`claims`] (rules on a user's claims),
-//! [`visitor`] and [`failure`] (what pages show), [`links`] (the app's addresses), [`auth`] (the
-//! sign-in server functions, and `require_user` for others), [`api_demo`] (an API called with
-//! the user's token), [`app`] (pages and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
+//! Built for the server and for the WASM (where only the islands of [`app`] run), lowest
+//! first: [`claims`] (rules on a user's claims), [`visitor`] and [`failure`] (what pages
+//! show), [`links`] (the app's addresses), [`auth`] (the sign-in server functions, and
+//! `require_user` for others), [`api_demo`] (an API called with the user's token), [`app`]
+//! (pages and routes). Everything else runs only on the server: [`config`], [`oidc`], [`db`],
 //! [`users`], [`session`], [`state`], [`page_cache`], [`csp`] (the pages' Content-Security-Policy),
 //! [`json_errors`] (failure pages as JSON),
 //! [`bearer`] (`/api/me`, for services with an access token), [`health`], [`metrics`],
 //! [`traces`], [`check`] (the `check` command), and [`server`], which wires them together.
 #![recursion_limit = "256"]
+// Module docs name their private parts, for the reader of the source (`cargo doc
+// --document-private-items` links them).
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod claims;
 pub mod failure;
@@ -50,8 +54,8 @@ pub mod traces;
 #[cfg(feature = "ssr")]
 pub mod users;
 
-/// The WASM entry point. The pages are the server's (islands, none of them interactive yet):
-/// this starts the runtime that any island a team adds would hydrate in.
+/// The WASM entry point. The pages are the server's: this starts the runtime of the islands
+/// (`app::LocalTime`, and any a team adds), which Leptos's script then hydrates one by one.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {

@@ -30,7 +30,7 @@ use super::{
 pub(super) const USE_NONCE: &str = "use_dpop_nonce";
 
 /// A session's DPoP key: P-256, signing with ES256. The session keeps it (sealed, like its
-/// tokens) as [`DpopKey::stored`].
+/// tokens) as [`DpopKey::generate`] gives it, read back by [`DpopKey::from_stored`].
 pub struct DpopKey {
     pair: EcdsaKeyPair,
     /// The public key, as proofs carry it.
