@@ -93,7 +93,14 @@ test('dark mode follows the system', async ({ page }) => {
 });
 
 test.describe('at 320 px wide', () => {
-  test.use({ viewport: { width: 320, height: 640 } });
+  // A time zone whose name is long once the islands have written the times in it.
+  test.use({ viewport: { width: 320, height: 640 }, locale: 'en-US', timezoneId: 'Asia/Kolkata' });
+
+  /** Waits until the page's islands have run: no time left in UTC, as the server wrote it. */
+  async function islandsRan(page: Page) {
+    await hydrated(page);
+    await expect(page.locator('time').filter({ hasText: /UTC$/ })).toHaveCount(0);
+  }
 
   test('no page scrolls sideways, and the sign-out buttons do not touch', async ({ page }) => {
     for (const path of ANONYMOUS) {
@@ -103,9 +110,11 @@ test.describe('at 320 px wide', () => {
     await signIn(page);
     for (const path of SIGNED_IN) {
       await page.goto(path);
+      await islandsRan(page);
       await expectNoHorizontalScrolling(page, path);
     }
     await page.goto('/profile');
+    await expect(page.locator('time').first()).toHaveText(/GMT\+5:30$/);
     const form = page.getByRole('main');
     const one = await form.getByRole('button', { name: 'Sign out', exact: true }).boundingBox();
     const all = await form.getByRole('button', { name: 'Sign out everywhere' }).boundingBox();
