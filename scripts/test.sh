@@ -25,10 +25,7 @@ start_test_servers
 step "Rust unit and integration tests"
 rust_log=$(mktemp)
 trap 'rm -f "$rust_log"; stop_test_servers' EXIT
-# One test thread: the integration tests each run an app in-process, and with several at once
-# a request now and then stalls before it reaches the server (seen only in-process; the
-# harness fails such a request after 20 s rather than hang).
-cargo test --features ssr -- --test-threads=1 2>&1 | tee "$rust_log"
+cargo test --features ssr 2>&1 | tee "$rust_log"
 rust_passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i == "passed;") s += $(i-1) } END { print s + 0 }' "$rust_log")
 # The README's conformance table comes from this run.
 scripts/conformance-table.sh "$rust_log"

@@ -1,6 +1,10 @@
 //! The server: router, layers, and start-up. The one place that wires state and routes.
 
-use std::{io::IsTerminal, sync::Arc, time::Duration};
+use std::{
+    io::IsTerminal,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use crate::{
     app::{shell, App},
@@ -23,7 +27,7 @@ use axum::{
     Router,
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tracing::Instrument;
 
 /// Logs to standard output: readable lines, in colour only on a terminal, or with
@@ -171,11 +175,20 @@ async fn client_jwks(
     )
 }
 
+/// The app's pages, as Leptos lists them: once per process. Listing them runs the app with
+/// resource loading suppressed for the whole process (a flag of leptos_server's, leptos#4773):
+/// a page that another app in the same process began rendering meanwhile would wait forever.
+/// The tests run many apps in one process, and restart them.
+fn pages() -> Vec<AxumRouteListing> {
+    static PAGES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    PAGES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The routes and layers, serving `state`.
 pub fn router(state: AppState) -> Router {
     let session_layer = session::layer(state.sessions.clone(), &state.config.session);
     let leptos_options = state.leptos_options.clone();
-    let pages = generate_route_list(App);
+    let pages = pages();
     metrics::know_routes(
         pages
             .iter()
@@ -352,7 +365,7 @@ fn request_id(headers: &axum::http::HeaderMap) -> String {
     {
         return id.to_owned();
     }
-    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static PREFIX: OnceLock<u64> = OnceLock::new();
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| {
         let mut bytes = [0u8; 8];
