@@ -42,7 +42,7 @@ impl PendingSignIns {
     /// sharing the database opens the cookies that any of them sealed.
     pub async fn from_database(db: &Db, secure: bool) -> Result<Self, ConfigError> {
         let fresh = URL_SAFE_NO_PAD.encode(Key::generate().master());
-        let stored: Result<String, sqlx::Error> = async {
+        let stored: String = async {
             on_db!(db, pool => sqlx::query("INSERT INTO app_keys (name, key) VALUES ('pending_sign_ins', $1) ON CONFLICT DO NOTHING")
                 .bind(&fresh)
                 .execute(pool)
@@ -52,8 +52,8 @@ impl PendingSignIns {
                 .fetch_one(pool)
                 .await)
         }
-        .await;
-        let stored = stored.map_err(|e| {
+        .await
+        .map_err(|e: sqlx::Error| {
             ConfigError::new(
                 "DATABASE_URL",
                 format!("the app's key could not be read: {e}"),
